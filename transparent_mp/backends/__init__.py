@@ -1,0 +1,1 @@
+"""Where invocations run: ``local`` worker interpreters or AWS Lambda."""

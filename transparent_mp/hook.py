@@ -1,0 +1,141 @@
+"""The import hook: substitute remote-backed names into the real modules.
+
+A ``sys.meta_path`` finder lets each module of :data:`SUBSTITUTIONS` load as
+usual and then replaces the listed names in it; modules imported before
+:func:`install` are patched at once. :func:`uninstall` puts every original
+back; :func:`original` reaches one while the hook is installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import sys
+import threading
+from types import ModuleType
+
+#: Every redirection, one row each: (module, name, replacement). A replacement
+#: ``"pkg.mod:obj.attr"`` is resolved when the module is patched.
+SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
+    ("multiprocessing", "Process", "transparent_mp.context:default_context.Process"),
+    ("multiprocessing", "get_context", "transparent_mp.context:default_context.get_context"),
+    ("multiprocessing", "get_start_method",
+     "transparent_mp.context:default_context.get_start_method"),
+    ("multiprocessing", "set_start_method",
+     "transparent_mp.context:default_context.set_start_method"),
+    ("multiprocessing", "get_all_start_methods",
+     "transparent_mp.context:default_context.get_all_start_methods"),
+    ("multiprocessing", "cpu_count", "transparent_mp.context:default_context.cpu_count"),
+)
+
+_MODULES = frozenset(row[0] for row in SUBSTITUTIONS)
+_originals: dict[tuple[str, str], object] = {}
+_lock = threading.RLock()
+_finder: _Finder | None = None
+_busy = threading.local()
+
+
+def _resolve(target: str) -> object:
+    module_name, _, path = target.partition(":")
+    obj: object = importlib.import_module(module_name)
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _patch(module: ModuleType) -> None:
+    with _lock:
+        for module_name, name, target in SUBSTITUTIONS:
+            if module_name != module.__name__:
+                continue
+            key = (module_name, name)
+            if key not in _originals:
+                _originals[key] = getattr(module, name, None)
+            setattr(module, name, _resolve(target))
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """Runs the real loader, then patches the module it loaded."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        if _finder is not None:
+            _patch(module)
+
+    def __getattr__(self, name: str):
+        return getattr(self._loader, name)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Finds the real spec of a patched module and wraps its loader."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in _MODULES or getattr(_busy, "name", None) == fullname:
+            return None
+        _busy.name = fullname
+        try:
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    break
+            else:
+                return None
+        finally:
+            _busy.name = None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
+def install() -> None:
+    """Install the hook; a second call does nothing."""
+    global _finder
+    with _lock:
+        if _finder is not None:
+            return
+        _finder = _Finder()
+        sys.meta_path.insert(0, _finder)
+        for module_name in sorted(_MODULES):
+            module = sys.modules.get(module_name)
+            if module is not None:
+                _patch(module)
+
+
+def uninstall() -> None:
+    """Remove the hook and restore every original name."""
+    global _finder
+    with _lock:
+        if _finder is None:
+            return
+        sys.meta_path.remove(_finder)
+        _finder = None
+        for (module_name, name), value in _originals.items():
+            module = sys.modules.get(module_name)
+            if module is not None:
+                setattr(module, name, value)
+        _originals.clear()
+
+
+def is_installed() -> bool:
+    return _finder is not None
+
+
+def original(module_name: str, name: str) -> object:
+    """The unpatched ``module_name.name`` (the current one if it was never patched)."""
+    with _lock:
+        key = (module_name, name)
+        if key in _originals:
+            return _originals[key]
+    return getattr(importlib.import_module(module_name), name)

@@ -1,0 +1,92 @@
+"""``Process``: the stdlib's class, started as a remote invocation.
+
+:class:`Process` is ``multiprocessing.process.BaseProcess`` with a
+:class:`Popen` that ships the pickled object to a worker instead of forking.
+Everything else (names, daemon flag, authkey, ``join``/``is_alive``/
+``exitcode``, ``active_children``, daemonic children terminated at exit) is
+the stdlib's own code, so it behaves as the stdlib does.
+"""
+
+from __future__ import annotations
+
+import signal
+from multiprocessing import context as _mp_context
+from multiprocessing.process import (
+    BaseProcess,
+    active_children,
+    current_process,
+    parent_process,
+)
+
+__all__ = ["Popen", "Process", "active_children", "current_process", "parent_process"]
+
+
+class Popen:
+    """Runs one Process object as an invocation; the stdlib's Popen interface."""
+
+    method = "remote"
+
+    def __init__(self, process_obj: BaseProcess) -> None:
+        from . import runtime, spawn
+
+        if spawn.is_preparing():
+            raise RuntimeError(
+                "An attempt has been made to start a new process before the current process "
+                "has finished its bootstrapping phase. This probably means that the main "
+                "module starts processes outside an `if __name__ == '__main__':` guard; "
+                "remote workers import the main module, as the stdlib's spawn does."
+            )
+        self.returncode: int | None = None
+        rt = runtime.current()
+        _mp_context.set_spawning_popen(self)
+        try:
+            payload = rt.dumps(process_obj)
+        finally:
+            _mp_context.set_spawning_popen(None)
+        self._handle = rt.invoke("process", payload)
+        self.sentinel = self._handle.sentinel
+
+    def duplicate_for_child(self, fd: int) -> int:
+        raise TypeError(
+            "this object is backed by an OS handle (a file descriptor, or a stdlib "
+            "multiprocessing object such as a stdlib Lock or Queue) that cannot be "
+            "shared with a remote process; use transparent_mp's replacement "
+            "(through the import hook) or pass the data instead"
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._handle.pid
+
+    def poll(self, flag: int = 0) -> int | None:
+        if self.returncode is None:
+            self.returncode = self._handle.poll()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if self.returncode is None:
+            self.returncode = self._handle.wait(timeout)
+        return self.returncode
+
+    def _send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            self._handle.signal(sig)
+
+    def terminate(self) -> None:
+        self._send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._send_signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class Process(BaseProcess):
+    """``multiprocessing.Process`` whose ``start()`` runs it on a remote worker."""
+
+    _start_method = None
+
+    @staticmethod
+    def _Popen(process_obj: BaseProcess) -> Popen:
+        return Popen(process_obj)

@@ -1,0 +1,216 @@
+"""The run this interpreter belongs to: its store, key space, signing key and backend.
+
+The driver creates its runtime lazily, on first use (this starts the embedded
+Redis server if no URL is configured) and tears it down at exit. A worker
+enters the runtime an invocation names, so nested processes share the run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import secrets
+import sys
+import threading
+import uuid
+from collections import Counter
+
+import redis
+
+from . import config, serialize, spawn
+from .backends.base import Backend, Invocation, InvocationHandle
+from .store import KEY_TTL, Namespace, StoreUnavailable, connect
+from .store.keys import Refresher
+from .util import configure_logging, logger
+
+
+class Runtime:
+    """Store, key space, signing key and backend of one run."""
+
+    def __init__(self, settings: config.Settings, store_url: str, run_id: str, secret: bytes,
+                 *, owner: bool, server=None) -> None:
+        self.settings = settings
+        self.store_url = store_url
+        self.namespace = Namespace(run_id)
+        self.secret = secret
+        self.owner = owner
+        self.server = server
+        self.stats: Counter = Counter()
+        self._client: redis.Redis | None = None
+        self._backend: Backend | None = None
+        self._lock = threading.RLock()
+        self._uploaded_prep: set[str] = set()
+        self._prep_cache: tuple[int, str, bytes] | None = None
+        self._refresher: Refresher | None = None
+        self.interrupted = False
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = connect(self.store_url)
+                    if self.owner:
+                        self._refresher = Refresher(self.namespace, self._client)
+                        self._refresher.start()
+        return self._client
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            with self._lock:
+                if self._backend is None:
+                    self._backend = _make_backend(self.settings)
+        return self._backend
+
+    def dumps(self, obj: object) -> bytes:
+        return serialize.dumps(obj, self.secret)
+
+    def loads(self, data: bytes | memoryview) -> object:
+        return serialize.loads(data, self.secret)
+
+    def _preparation(self) -> tuple[str, bytes]:
+        data = spawn.preparation_data()
+        cached = self._prep_cache
+        if cached is None or cached[0] != id(data):
+            blob = self.dumps(data)
+            key = self.namespace.key("prep", hashlib.sha256(blob).hexdigest()[:24])
+            cached = self._prep_cache = (id(data), key, blob)
+        return cached[1], cached[2]
+
+    def invoke(self, kind: str, payload: bytes) -> InvocationHandle:
+        """Store ``payload`` and start one invocation of ``kind`` on the backend."""
+        inv_id = uuid.uuid4().hex
+        payload_key = self.namespace.key("payload", inv_id)
+        prep_key, prep = self._preparation()
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(payload_key, payload, ex=KEY_TTL)
+                if prep_key not in self._uploaded_prep:
+                    pipe.set(prep_key, prep, ex=KEY_TTL)
+                    self.stats["bytes_up"] += len(prep)
+                pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"lost the Redis store while starting a process: {exc}") from exc
+        self._uploaded_prep.add(prep_key)
+        settings = self.settings.as_dict()
+        settings["redis_url"] = ""
+        invocation = Invocation(
+            id=inv_id, kind=kind, run_id=self.namespace.run_id, store_url=self.store_url,
+            secret=self.secret.hex(), payload_key=payload_key, prep_key=prep_key,
+            settings=settings,
+        )
+        self.stats["invocations"] += 1
+        self.stats["bytes_up"] += len(payload)
+        return self.backend.invoke(invocation)
+
+    def shutdown(self) -> None:
+        """End the run: children, workers, keys and (for the driver) the server."""
+        import multiprocessing.util
+        from multiprocessing.process import active_children
+
+        if self.interrupted:
+            for child in active_children():
+                child.terminate()
+        multiprocessing.util._exit_function()
+        if self._backend is not None:
+            self._backend.shutdown()
+        if self._refresher is not None:
+            self._refresher.stop()
+        if self._client is not None:
+            if self.owner:
+                try:
+                    self.namespace.delete_all(self._client)
+                except redis.RedisError as exc:
+                    logger.warning("could not delete the run's keys: %s", exc)
+            self._client.close()
+        if self.server is not None:
+            self.server.stop()
+        if self.settings.stats or logger.isEnabledFor(20):
+            print_stats(self)
+
+
+def print_stats(rt: Runtime) -> None:
+    s = rt.stats
+    backend = rt._backend
+    sys.stderr.write(
+        f"[transparent_mp] backend={rt.settings.backend} invocations={s['invocations']} "
+        f"workers_started={getattr(backend, 'workers_started', 0)} "
+        f"bytes_up={s['bytes_up']}\n"
+    )
+
+
+def _make_backend(settings: config.Settings) -> Backend:
+    if settings.backend == "local":
+        from .backends.local import LocalBackend
+
+        return LocalBackend(settings)
+    raise NotImplementedError(f"the {settings.backend!r} backend is not available yet")
+
+
+_current: Runtime | None = None
+_current_lock = threading.Lock()
+
+
+def current() -> Runtime:
+    """This interpreter's runtime; a driver creates it on first use."""
+    global _current
+    if _current is None:
+        with _current_lock:
+            if _current is None:
+                _current = _start_driver()
+    return _current
+
+
+def _start_driver() -> Runtime:
+    settings = config.settings()
+    configure_logging(settings.log_level)
+    server = None
+    url = settings.redis_url
+    if not url:
+        from .store.server import EmbeddedServer
+
+        server = EmbeddedServer()
+        url = server.url
+    rt = Runtime(settings, url, uuid.uuid4().hex[:16], secrets.token_bytes(32),
+                 owner=True, server=server)
+    try:
+        rt.client  # fail now, with a clear error, if the store does not answer
+    except StoreUnavailable:
+        if server is not None:
+            server.stop()
+        raise
+    atexit.register(_shutdown_at_exit, rt, os.getpid())
+    _watch_interrupt(rt)
+    return rt
+
+
+def _shutdown_at_exit(rt: Runtime, pid: int) -> None:
+    if os.getpid() == pid:
+        rt.shutdown()
+
+
+def _watch_interrupt(rt: Runtime) -> None:
+    """Note an uncaught KeyboardInterrupt so shutdown stops running children."""
+    previous = sys.excepthook
+
+    def excepthook(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            rt.interrupted = True
+        previous(kind, value, tb)
+
+    sys.excepthook = excepthook
+
+
+def enter_worker(invocation: Invocation) -> Runtime:
+    """Join the run that ``invocation`` belongs to (inside a worker)."""
+    global _current
+    rt = _current
+    if rt is None or rt.namespace.run_id != invocation.run_id or rt.owner:
+        settings = config.Settings(**invocation.settings)
+        configure_logging(settings.log_level)
+        rt = Runtime(settings, invocation.store_url, invocation.run_id,
+                     bytes.fromhex(invocation.secret), owner=False)
+        _current = rt
+    return rt

@@ -1,0 +1,93 @@
+"""Pickling for payloads that cross process boundaries, signed with the run's key.
+
+Every payload is ``HMAC-SHA256(key, body) + body``; :func:`loads` verifies the
+tag before it unpickles anything, so a payload written into the store by
+anyone without the key is rejected and runs no code.
+
+The pickler is cloudpickle's, with one change that mirrors the stdlib's
+``spawn``: functions and classes of ``__main__`` are pickled *by reference*
+when the main module travels to workers as source (see :mod:`.spawn`), so
+they share one module namespace there. Anything that cannot be found by name
+(lambdas, closures, ``-c`` code) still goes by value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import pickle
+import sys
+import types
+from multiprocessing import AuthenticationError
+
+import cloudpickle
+
+from . import spawn
+
+PROTOCOL = 5
+TAG_SIZE = hashlib.sha256().digest_size
+
+
+class PayloadRejected(AuthenticationError):
+    """A payload whose signature does not verify; it was not unpickled."""
+
+
+def _main_attr(qualname: str) -> object:
+    obj: object = sys.modules["__main__"]
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class Pickler(cloudpickle.Pickler):
+    """cloudpickle, but ``__main__`` names go by reference when main travels."""
+
+    def reducer_override(self, obj):
+        if (
+            isinstance(obj, (type, types.FunctionType))
+            and getattr(obj, "__module__", None) == "__main__"
+            and spawn.main_travels()
+        ):
+            try:
+                found = _main_attr(obj.__qualname__)
+            except AttributeError:
+                found = None
+            if found is obj:
+                return NotImplemented  # the plain pickle path: save_global
+        return super().reducer_override(obj)
+
+
+def dumps_unsigned(obj: object) -> bytes:
+    buf = io.BytesIO()
+    Pickler(buf, protocol=PROTOCOL).dump(obj)
+    return buf.getvalue()
+
+
+def sign(body: bytes, key: bytes) -> bytes:
+    return hmac.new(key, body, hashlib.sha256).digest() + body
+
+
+def verify(data: bytes | memoryview, key: bytes) -> memoryview:
+    """The body of a signed payload; :class:`PayloadRejected` if it was altered."""
+    view = memoryview(data)
+    if len(view) < TAG_SIZE:
+        raise PayloadRejected("payload rejected: too short to carry a signature")
+    body = view[TAG_SIZE:]
+    expected = hmac.new(key, body, hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, view[:TAG_SIZE]):
+        raise PayloadRejected(
+            "payload rejected: its HMAC-SHA256 signature does not match this run's key "
+            "(tampered with, or written by another run); nothing was unpickled"
+        )
+    return body
+
+
+def dumps(obj: object, key: bytes) -> bytes:
+    """Pickle and sign ``obj``."""
+    return sign(dumps_unsigned(obj), key)
+
+
+def loads(data: bytes | memoryview, key: bytes) -> object:
+    """Verify and unpickle a payload made by :func:`dumps`."""
+    return pickle.loads(verify(data, key))

@@ -1,0 +1,145 @@
+"""What a worker needs to rebuild the app's ``__main__`` (the stdlib's spawn
+preparation, made remote).
+
+The driver collects *preparation data*: ``sys.argv``, how to rebuild the main
+module and the source of every module the app imported from its own files
+(anything not installed in site-packages or the stdlib). A worker writes those
+sources into its own directory, puts it first on ``sys.path`` and runs the main
+module as ``__mp_main__`` (so its ``if __name__ == "__main__":`` block does not
+run), aliased as ``__main__``. Nothing in the worker reads the driver's files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import sysconfig
+import types
+from pathlib import Path
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_preparing = False
+_main_rebuilt = False
+
+
+def _install_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    dirs.update({sys.prefix, sys.base_prefix, sys.exec_prefix})
+    return tuple(str(Path(d).resolve()) + os.sep for d in dirs)
+
+
+_INSTALL_DIRS = _install_dirs()
+
+
+def _is_app_file(path: str) -> bool:
+    if not path.endswith(".py"):
+        return False
+    real = str(Path(path).resolve())
+    if real.startswith(_PACKAGE_DIR + os.sep):
+        return False
+    if "site-packages" in real or "dist-packages" in real:
+        return False
+    return not real.startswith(_INSTALL_DIRS)
+
+
+def _relative_path(name: str, module: types.ModuleType) -> str | None:
+    """``a/b.py`` (or ``a/b/__init__.py``) for module ``a.b`` if its file matches."""
+    path = getattr(module, "__file__", None)
+    if not path or not _is_app_file(path):
+        return None
+    parts = name.split(".")
+    is_package = hasattr(module, "__path__")
+    rel = os.path.join(*parts, "__init__.py") if is_package else os.path.join(*parts) + ".py"
+    return rel if str(Path(path)).endswith(os.sep + rel) else None
+
+
+def _main_description() -> dict | None:
+    main = sys.modules.get("__main__")
+    if main is None:
+        return None
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None)
+    if spec_name:
+        if spec_name == "__main__" or spec_name.endswith(".__main__"):
+            return None  # as the stdlib: a package's __main__ is not rebuilt
+        return {"kind": "name", "name": spec_name}
+    path = getattr(main, "__file__", None)
+    if not path or not os.path.isfile(path):
+        return None  # -c, the REPL, a notebook: __main__ goes by value
+    if Path(path).stem == "ipython":
+        return None
+    return {"kind": "path", "file": Path(path).name, "source": Path(path).read_text()}
+
+
+_cache: dict = {"key": None, "data": None}
+
+
+def preparation_data() -> dict:
+    """What a worker needs to import what this process has imported."""
+    main = sys.modules.get("__main__")
+    key = (id(main), len(sys.modules), tuple(sys.argv))
+    if _cache["key"] == key:
+        return _cache["data"]
+    sources = {}
+    for name, module in list(sys.modules.items()):
+        if name in ("__main__", "__mp_main__") or not isinstance(module, types.ModuleType):
+            continue
+        rel = _relative_path(name, module)
+        if rel is not None:
+            try:
+                sources[rel] = Path(module.__file__).read_text()
+            except OSError:
+                continue
+    data = {"sys_argv": list(sys.argv), "main": _main_description(), "sources": sources}
+    _cache.update(key=key, data=data)
+    return data
+
+
+def main_travels() -> bool:
+    """Whether workers rebuild ``__main__`` (so its names pickle by reference)."""
+    return preparation_data()["main"] is not None
+
+
+def is_preparing() -> bool:
+    """True while a worker runs the app's main module as ``__mp_main__``."""
+    return _preparing
+
+
+def prepare(data: dict, root: Path) -> None:
+    """Rebuild the driver's app in this worker from preparation ``data``."""
+    global _preparing, _main_rebuilt
+    for rel, source in data["sources"].items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_text() != source:
+            target.write_text(source)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    sys.argv = list(data["sys_argv"])
+    main = data["main"]
+    if main is None or _main_rebuilt:
+        return
+    _main_rebuilt = True
+    module = types.ModuleType("__mp_main__")
+    if main["kind"] == "path":
+        path = root / main["file"]
+        path.write_text(main["source"])
+        code = compile(main["source"], str(path), "exec")
+        module.__file__ = str(path)
+        module.__spec__ = None
+    else:
+        spec = importlib.util.find_spec(main["name"])
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot find the main module {main['name']!r} in the worker")
+        code = spec.loader.get_code(main["name"])
+        module.__file__ = spec.origin
+        module.__spec__ = spec
+    module.__builtins__ = __builtins__
+    sys.modules["__main__"] = sys.modules["__mp_main__"] = module
+    _preparing = True
+    try:
+        exec(code, module.__dict__)
+    finally:
+        _preparing = False

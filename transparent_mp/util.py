@@ -1,0 +1,108 @@
+"""Small helpers shared by every layer: the package logger and child processes
+that die with their parent."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+
+logger = logging.getLogger("transparent_mp")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def configure_logging(level: str) -> None:
+    """Send the package's log records to stderr at ``level``."""
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[transparent_mp %(levelname)s] %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent exits (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+
+class _Spawner(threading.Thread):
+    """The one thread that starts child processes which must not outlive us.
+
+    Linux delivers the parent-death signal when the *thread* that forked the
+    child exits, so children are forked from this thread, which lives as long
+    as the interpreter does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="transparent_mp-spawner", daemon=True)
+        self.requests: queue.SimpleQueue = queue.SimpleQueue()
+        self.owner_pid = os.getpid()
+
+    def run(self) -> None:
+        while True:
+            args, kwargs, future = self.requests.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(subprocess.Popen(args, **kwargs))
+            except BaseException as exc:  # handed to the caller
+                future.set_exception(exc)
+
+
+_spawner: _Spawner | None = None
+_spawner_lock = threading.Lock()
+
+
+def _child_setup(parent_pid: int, sig: int) -> None:
+    die_with_parent(sig)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def popen_bound_to_parent(args: list[str], sig: int = signal.SIGKILL,
+                          **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen`` whose child gets ``sig`` when this process dies."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or _spawner.owner_pid != os.getpid() or not _spawner.is_alive():
+            _spawner = _Spawner()
+            _spawner.start()
+        spawner = _spawner
+    pid = os.getpid()
+    kwargs["preexec_fn"] = lambda: _child_setup(pid, sig)
+    future: Future = Future()
+    spawner.requests.put((args, kwargs, future))
+    return future.result()
+
+
+def sitecustomize_dir() -> str:
+    """The folder whose ``sitecustomize.py`` installs the hook at interpreter start."""
+    from pathlib import Path
+
+    beside = Path(__file__).resolve().parent.parent / "sitecustomize_template"
+    if (beside / "sitecustomize.py").is_file():
+        return str(beside)
+    import importlib.util
+
+    spec = importlib.util.find_spec("sitecustomize_template")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the sitecustomize_template folder is not installed")
+    return str(list(spec.submodule_search_locations)[0])
+
+
+def package_parent_dir() -> str:
+    """The folder that holds the ``transparent_mp`` package."""
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent.parent)
