@@ -176,7 +176,7 @@ def _start_driver() -> Runtime:
     rt = Runtime(settings, url, uuid.uuid4().hex[:16], secrets.token_bytes(32),
                  owner=True, server=server)
     try:
-        rt.client  # fail now, with a clear error, if the store does not answer
+        rt.client.ping()  # fail now, with a clear error, if the store does not answer
     except StoreUnavailable:
         if server is not None:
             server.stop()

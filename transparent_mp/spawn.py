@@ -11,6 +11,7 @@ run), aliased as ``__main__``. Nothing in the worker reads the driver's files.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
@@ -33,10 +34,11 @@ def _install_dirs() -> tuple[str, ...]:
 _INSTALL_DIRS = _install_dirs()
 
 
+@functools.cache
 def _is_app_file(path: str) -> bool:
     if not path.endswith(".py"):
         return False
-    real = str(Path(path).resolve())
+    real = os.path.realpath(path)
     if real.startswith(_PACKAGE_DIR + os.sep):
         return False
     if "site-packages" in real or "dist-packages" in real:

@@ -4,6 +4,7 @@ that die with their parent."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import queue
@@ -30,10 +31,13 @@ def configure_logging(level: str) -> None:
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
     """Ask the kernel to send ``sig`` to this process when its parent exits (Linux)."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if sys.platform.startswith("linux"):
+        _libc().prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 class _Spawner(threading.Thread):

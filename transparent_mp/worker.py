@@ -10,6 +10,8 @@ state, as with the stdlib's forkserver, and its exit status is a real one.
 from __future__ import annotations
 
 import argparse
+import gc
+import multiprocessing.util  # noqa: F401  (children use it; import it once, here)
 import os
 import signal
 import sys
@@ -97,6 +99,7 @@ class Zygote:
             self.loaded_preps.add(invocation.prep_key)
         sys.stdout.flush()
         sys.stderr.flush()
+        gc.freeze()  # children need not copy pages just to collect the zygote's objects
         pid = os.fork()
         if pid == 0:
             code = 1

@@ -86,7 +86,7 @@ class EmbeddedServer:
                     pass
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("redis-server did not start within %ss" % START_TIMEOUT)
+                    raise RuntimeError(f"redis-server did not start within {START_TIMEOUT}s")
                 time.sleep(0.002)
         finally:
             client.close()
