@@ -9,7 +9,9 @@ the stdlib's own code, so it behaves as the stdlib does.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 from multiprocessing import context as _mp_context
 from multiprocessing.process import (
     BaseProcess,
@@ -19,6 +21,16 @@ from multiprocessing.process import (
 )
 
 __all__ = ["Popen", "Process", "active_children", "current_process", "parent_process"]
+
+
+@contextlib.contextmanager
+def spawning(popen: object) -> Iterator[None]:
+    """Pickle for a child, as the stdlib's spawn does: authkeys may travel."""
+    _mp_context.set_spawning_popen(popen)
+    try:
+        yield
+    finally:
+        _mp_context.set_spawning_popen(None)
 
 
 class Popen:
@@ -38,11 +50,8 @@ class Popen:
             )
         self.returncode: int | None = None
         rt = runtime.current()
-        _mp_context.set_spawning_popen(self)
-        try:
+        with spawning(self):
             payload = rt.dumps(process_obj)
-        finally:
-            _mp_context.set_spawning_popen(None)
         self._handle = rt.invoke("process", payload)
         self.sentinel = self._handle.sentinel
 

