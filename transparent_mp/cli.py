@@ -96,11 +96,12 @@ def _fresh_main(**attrs: object) -> types.ModuleType:
 def _run_script(path: str, args: list[str]) -> None:
     sys.argv = [path, *args]
     sys.path[0] = os.path.dirname(os.path.realpath(path))
-    with io.open_code(path) as f:
+    filename = os.path.abspath(path)  # as python >= 3.9 sets __file__ of a script
+    with io.open_code(filename) as f:
         source = f.read()
-    loader = importlib.machinery.SourceFileLoader("__main__", path)
-    module = _fresh_main(__file__=path, __loader__=loader)
-    exec(compile(source, path, "exec"), module.__dict__)
+    loader = importlib.machinery.SourceFileLoader("__main__", filename)
+    module = _fresh_main(__file__=filename, __loader__=loader)
+    exec(compile(source, filename, "exec"), module.__dict__)
 
 
 def _run_module(name: str, args: list[str]) -> None:

@@ -1,0 +1,101 @@
+"""Faults: Ctrl-C, a killed driver, an unreachable store, processes left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+from conftest import APPS, command, descendants, pid_alive, run
+
+
+def wait_gone(pids: set[int], timeout: float = 20.0) -> set[int]:
+    """The pids still alive after waiting up to ``timeout`` for them to exit."""
+    deadline = time.monotonic() + timeout
+    alive = {p for p in pids if pid_alive(p)}
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = {p for p in alive if pid_alive(p)}
+    return alive
+
+
+def start_interruptible(*options: str) -> tuple[subprocess.Popen, list[int]]:
+    argv, env = command("cli", [*options, "interrupt_me.py"])
+    proc = subprocess.Popen(argv, cwd=APPS, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("children"), proc.stderr.read() if proc.poll() is not None else line
+    return proc, [int(pid) for pid in line.split()[1:]]
+
+
+def test_ctrl_c_stops_remote_processes_and_leaves_nothing(redis_server, redis_client):
+    proc, children = start_interruptible("--redis-url", redis_server.url)
+    try:
+        helpers = descendants(proc.pid)  # workers and the children they forked
+        assert set(children) <= helpers
+        assert redis_client.keys("tmp:*")  # the run is using the store
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGINT  # as plain python dies of an uncaught Ctrl-C
+    assert wait_gone(helpers) == set()
+    assert redis_client.keys("tmp:*") == []
+
+
+def test_killed_driver_takes_its_server_and_workers_along():
+    proc, children = start_interruptible()
+    helpers = descendants(proc.pid)
+    assert set(children) <= helpers and len(helpers) > len(children)  # + redis-server
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert wait_gone(helpers) == set()
+
+
+def test_daemonic_children_are_terminated_at_exit():
+    result = run("cli", ["daemon_left_running.py"])
+    assert result.returncode == 0, result.stderr
+    pid = int(result.stdout.split()[1])
+    assert wait_gone({pid}) == set()
+
+
+def test_unreachable_store_is_a_clear_error_not_a_hang():
+    start = time.monotonic()
+    result = run("cli", ["--redis-url", "redis://127.0.0.1:1/0", "interrupt_me.py"])
+    assert time.monotonic() - start < 20
+    assert result.returncode == 1
+    assert "cannot reach the Redis store at redis://127.0.0.1:1/0" in result.stderr
+
+
+def test_keys_written_by_a_run_carry_a_ttl(redis_server, redis_client):
+    code = ("import multiprocessing as mp\n"
+            "p = mp.Process(target=print, args=('hi',)); p.start(); p.join()\n"
+            "import redis, sys\n"
+            "from transparent_mp import runtime\n"
+            "rt = runtime.current()\n"
+            "ttls = [rt.client.ttl(k) for k in rt.namespace.keys(rt.client)]\n"
+            "print(len(ttls), all(t > 0 for t in ttls))\n")
+    result = run("cli", ["--redis-url", redis_server.url, "-c", code])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["hi", "1", "True"]  # the preparation data, with a TTL
+    assert redis_client.keys("tmp:*") == []  # and a finished run deletes its keys
+
+
+def test_worker_killed_while_idle_is_replaced(driver):
+    from transparent_mp.process import Process
+
+    first = Process(target=os.getpid)
+    first.start()
+    first.join()
+    zygotes = descendants(os.getpid()) - {driver.server.process.pid}
+    for pid in zygotes:
+        os.kill(pid, signal.SIGKILL)
+    assert wait_gone(zygotes) == set()
+    second = Process(target=os.getpid)
+    second.start()
+    second.join()
+    assert second.exitcode == 0
+
+
