@@ -123,3 +123,10 @@ def test_runs_from_another_directory_with_a_relative_script(tmp_path):
                             cwd=APPS, capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHONPATH": ""})
     assert result.returncode == 0, result.stderr
+
+
+def test_app_modules_travel_as_source():
+    result = run("cli", ["uses_helper.py"], env={"APP_DIR": str(APPS)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "hello from helper_mod loaded from the worker's copy: True", "exit code 0"]
