@@ -12,7 +12,9 @@ import sys
 
 def square_sum(n: int) -> None:
     total = sum(i * i for i in range(n))
-    print(f"{mp.current_process().name}: sum of squares below {n} is {total}", flush=True)
+    # one write per line: these children run at once and share the terminal
+    sys.stdout.write(f"{mp.current_process().name}: sum of squares below {n} is {total}\n")
+    sys.stdout.flush()
 
 
 def fail() -> None:
