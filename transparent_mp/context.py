@@ -47,6 +47,82 @@ class RemoteContext(_mp_context.BaseContext):
     def _check_available(self) -> None:
         pass
 
+    # -- factories, each importing its class lazily, as the stdlib's do --
+    def Pipe(self, duplex: bool = True):
+        from .connection import Pipe
+
+        return Pipe(duplex)
+
+    def Lock(self):
+        from .synchronize import Lock
+
+        return Lock(ctx=self)
+
+    def RLock(self):
+        from .synchronize import RLock
+
+        return RLock(ctx=self)
+
+    def Condition(self, lock=None):
+        from .synchronize import Condition
+
+        return Condition(lock, ctx=self)
+
+    def Semaphore(self, value: int = 1):
+        from .synchronize import Semaphore
+
+        return Semaphore(value, ctx=self)
+
+    def BoundedSemaphore(self, value: int = 1):
+        from .synchronize import BoundedSemaphore
+
+        return BoundedSemaphore(value, ctx=self)
+
+    def Event(self):
+        from .synchronize import Event
+
+        return Event(ctx=self)
+
+    def Barrier(self, parties: int, action=None, timeout: float | None = None):
+        from .synchronize import Barrier
+
+        return Barrier(parties, action, timeout, ctx=self)
+
+    def Queue(self, maxsize: int = 0):
+        from .queues import Queue
+
+        return Queue(maxsize, ctx=self)
+
+    def JoinableQueue(self, maxsize: int = 0):
+        from .queues import JoinableQueue
+
+        return JoinableQueue(maxsize, ctx=self)
+
+    def SimpleQueue(self):
+        from .queues import SimpleQueue
+
+        return SimpleQueue(ctx=self)
+
+    def RawValue(self, typecode_or_type, *args):
+        from .sharedctypes import RawValue
+
+        return RawValue(typecode_or_type, *args)
+
+    def RawArray(self, typecode_or_type, size_or_initializer):
+        from .sharedctypes import RawArray
+
+        return RawArray(typecode_or_type, size_or_initializer)
+
+    def Value(self, typecode_or_type, *args, lock=True):
+        from .sharedctypes import Value
+
+        return Value(typecode_or_type, *args, lock=lock, ctx=self)
+
+    def Array(self, typecode_or_type, size_or_initializer, *, lock=True):
+        from .sharedctypes import Array
+
+        return Array(typecode_or_type, size_or_initializer, lock=lock, ctx=self)
+
 
 class RemoteDefaultContext(RemoteContext):
     """The module-level context behind ``multiprocessing.get_context`` & co."""

@@ -14,18 +14,33 @@ import sys
 import threading
 from types import ModuleType
 
+_CONTEXT = "transparent_mp.context:default_context."
+
 #: Every redirection, one row each: (module, name, replacement). A replacement
 #: ``"pkg.mod:obj.attr"`` is resolved when the module is patched.
 SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
-    ("multiprocessing", "Process", "transparent_mp.context:default_context.Process"),
-    ("multiprocessing", "get_context", "transparent_mp.context:default_context.get_context"),
-    ("multiprocessing", "get_start_method",
-     "transparent_mp.context:default_context.get_start_method"),
-    ("multiprocessing", "set_start_method",
-     "transparent_mp.context:default_context.set_start_method"),
-    ("multiprocessing", "get_all_start_methods",
-     "transparent_mp.context:default_context.get_all_start_methods"),
-    ("multiprocessing", "cpu_count", "transparent_mp.context:default_context.cpu_count"),
+    ("multiprocessing", "Process", _CONTEXT + "Process"),
+    ("multiprocessing", "get_context", _CONTEXT + "get_context"),
+    ("multiprocessing", "get_start_method", _CONTEXT + "get_start_method"),
+    ("multiprocessing", "set_start_method", _CONTEXT + "set_start_method"),
+    ("multiprocessing", "get_all_start_methods", _CONTEXT + "get_all_start_methods"),
+    ("multiprocessing", "cpu_count", _CONTEXT + "cpu_count"),
+    ("multiprocessing", "Pipe", _CONTEXT + "Pipe"),
+    ("multiprocessing", "Lock", _CONTEXT + "Lock"),
+    ("multiprocessing", "RLock", _CONTEXT + "RLock"),
+    ("multiprocessing", "Condition", _CONTEXT + "Condition"),
+    ("multiprocessing", "Semaphore", _CONTEXT + "Semaphore"),
+    ("multiprocessing", "BoundedSemaphore", _CONTEXT + "BoundedSemaphore"),
+    ("multiprocessing", "Event", _CONTEXT + "Event"),
+    ("multiprocessing", "Barrier", _CONTEXT + "Barrier"),
+    ("multiprocessing", "Queue", _CONTEXT + "Queue"),
+    ("multiprocessing", "JoinableQueue", _CONTEXT + "JoinableQueue"),
+    ("multiprocessing", "SimpleQueue", _CONTEXT + "SimpleQueue"),
+    ("multiprocessing", "RawValue", _CONTEXT + "RawValue"),
+    ("multiprocessing", "RawArray", _CONTEXT + "RawArray"),
+    ("multiprocessing", "Value", _CONTEXT + "Value"),
+    ("multiprocessing", "Array", _CONTEXT + "Array"),
+    ("multiprocessing.connection", "wait", "transparent_mp.connection:wait"),
 )
 
 _MODULES = frozenset(row[0] for row in SUBSTITUTIONS)

@@ -50,9 +50,15 @@ class Popen:
             )
         self.returncode: int | None = None
         rt = runtime.current()
-        with spawning(self):
-            payload = rt.dumps(process_obj)
-        self._handle = rt.invoke("process", payload)
+        #: The child's name as a holder of the pipe ends pickled for it.
+        self.token = rt.new_invocation_id()
+        try:
+            with spawning(self):
+                payload = rt.dumps(process_obj)
+        except BaseException:
+            rt.release_token(self.token)  # the child will never exist
+            raise
+        self._handle = rt.invoke("process", payload, self.token)
         self.sentinel = self._handle.sentinel
 
     def duplicate_for_child(self, fd: int) -> int:

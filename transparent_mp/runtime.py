@@ -20,8 +20,9 @@ import redis
 
 from . import config, serialize, spawn
 from .backends.base import Backend, Invocation, InvocationHandle
-from .store import KEY_TTL, Namespace, StoreUnavailable, connect
+from .store import KEY_TTL, Namespace, StoreUnavailable, connect, scripts
 from .store.keys import Refresher
+from .store.resp import Connection
 from .util import configure_logging, logger
 
 
@@ -29,8 +30,10 @@ class Runtime:
     """Store, key space, signing key and backend of one run."""
 
     def __init__(self, settings: config.Settings, store_url: str, run_id: str, secret: bytes,
-                 *, owner: bool, server=None) -> None:
+                 *, owner: bool, token: str, server=None) -> None:
         self.settings = settings
+        #: Names this process as a holder of shared handles (pipe ends).
+        self.token = token
         self.store_url = store_url
         self.namespace = Namespace(run_id)
         self.secret = secret
@@ -44,6 +47,39 @@ class Runtime:
         self._prep_cache: tuple[int, str, bytes] | None = None
         self._refresher: Refresher | None = None
         self.interrupted = False
+        self._local = threading.local()
+        self._conns: list[Connection] = []
+
+    def conn(self) -> Connection:
+        """This thread's lean connection to the store (hot paths)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.pid != os.getpid() or conn._sock is None:
+            conn = Connection(self.store_url)
+            conn.pid = os.getpid()
+            self._local.conn = conn
+            self._conns.append(conn)
+        return conn
+
+    def flush(self) -> None:
+        """Wait until every command this process sent has been carried out."""
+        for conn in self._conns:
+            if conn.pid == os.getpid() and conn._sock is not None:
+                try:
+                    conn.flush()
+                except Exception as exc:
+                    logger.warning("a command sent before exit failed: %s", exc)
+
+    def tag(self, body: bytes | memoryview) -> bytes:
+        """The signature of ``body``; a stored item is ``tag + body``."""
+        return serialize.tag(body, self.secret)
+
+    def verify(self, data: bytes | memoryview) -> memoryview:
+        return serialize.verify(data, self.secret)
+
+    def release_token(self, token: str) -> None:
+        """Let go of every pipe end ``token`` (a process that ended) held."""
+        self.conn().run(scripts.RELEASE_ENDS, [self.namespace.key("tok", token)],
+                        [KEY_TTL, token])
 
     @property
     def client(self) -> redis.Redis:
@@ -79,9 +115,13 @@ class Runtime:
             cached = self._prep_cache = (id(data), key, blob)
         return cached[1], cached[2]
 
-    def invoke(self, kind: str, payload: bytes) -> InvocationHandle:
+    @staticmethod
+    def new_invocation_id() -> str:
+        return uuid.uuid4().hex
+
+    def invoke(self, kind: str, payload: bytes, inv_id: str | None = None) -> InvocationHandle:
         """Store ``payload`` and start one invocation of ``kind`` on the backend."""
-        inv_id = uuid.uuid4().hex
+        inv_id = inv_id or self.new_invocation_id()
         payload_key = self.namespace.key("payload", inv_id)
         prep_key, prep = self._preparation()
         try:
@@ -103,7 +143,9 @@ class Runtime:
         )
         self.stats["invocations"] += 1
         self.stats["bytes_up"] += len(payload)
-        return self.backend.invoke(invocation)
+        handle = self.backend.invoke(invocation)
+        handle.add_exit_callback(lambda: self.release_token(inv_id))
+        return handle
 
     def shutdown(self) -> None:
         """End the run: children, workers, keys and (for the driver) the server."""
@@ -174,7 +216,7 @@ def _start_driver() -> Runtime:
         server = EmbeddedServer()
         url = server.url
     rt = Runtime(settings, url, uuid.uuid4().hex[:16], secrets.token_bytes(32),
-                 owner=True, server=server)
+                 owner=True, token="driver", server=server)
     try:
         rt.client.ping()  # fail now, with a clear error, if the store does not answer
     except StoreUnavailable:
@@ -211,6 +253,7 @@ def enter_worker(invocation: Invocation) -> Runtime:
         settings = config.Settings(**invocation.settings)
         configure_logging(settings.log_level)
         rt = Runtime(settings, invocation.store_url, invocation.run_id,
-                     bytes.fromhex(invocation.secret), owner=False)
+                     bytes.fromhex(invocation.secret), owner=False, token=invocation.id)
         _current = rt
+    rt.token = invocation.id
     return rt

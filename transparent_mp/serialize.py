@@ -64,8 +64,13 @@ def dumps_unsigned(obj: object) -> bytes:
     return buf.getvalue()
 
 
-def sign(body: bytes, key: bytes) -> bytes:
-    return hmac.new(key, body, hashlib.sha256).digest() + body
+def tag(body: bytes | memoryview, key: bytes) -> bytes:
+    """The signature that prefixes ``body`` in a signed payload."""
+    return hmac.digest(key, body, "sha256")
+
+
+def sign(body: bytes | memoryview, key: bytes) -> bytes:
+    return tag(body, key) + body
 
 
 def verify(data: bytes | memoryview, key: bytes) -> memoryview:
@@ -74,7 +79,7 @@ def verify(data: bytes | memoryview, key: bytes) -> memoryview:
     if len(view) < TAG_SIZE:
         raise PayloadRejected("payload rejected: too short to carry a signature")
     body = view[TAG_SIZE:]
-    expected = hmac.new(key, body, hashlib.sha256).digest()
+    expected = hmac.digest(key, body, "sha256")
     if not hmac.compare_digest(expected, view[:TAG_SIZE]):
         raise PayloadRejected(
             "payload rejected: its HMAC-SHA256 signature does not match this run's key "

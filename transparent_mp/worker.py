@@ -44,7 +44,10 @@ def execute(invocation: Invocation, payload: bytes, parent_sentinel: int | None)
         traceback.print_exc()
         return 1
     if invocation.kind == "process":
-        return obj._bootstrap(parent_sentinel=parent_sentinel)
+        try:
+            return obj._bootstrap(parent_sentinel=parent_sentinel)
+        finally:
+            rt.flush()
     _complain(f"unknown invocation kind {invocation.kind!r}")
     return 1
 

@@ -13,7 +13,10 @@ import os
 import threading
 import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+
+from ..util import logger
 
 #: Longest wait for a backend to report that an invocation has started.
 START_TIMEOUT = 120.0
@@ -54,6 +57,7 @@ class InvocationHandle:
         self._started = threading.Event()
         self._ended = threading.Event()
         self._lock = threading.Lock()
+        self._exit_callbacks: list[Callable[[], None]] = []
         self.sentinel, self._sentinel_w = os.pipe()
         self._finalizer = weakref.finalize(self, _close_fds, [self.sentinel, self._sentinel_w])
 
@@ -62,11 +66,20 @@ class InvocationHandle:
         self._pid = pid
         self._started.set()
 
+    def add_exit_callback(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the invocation ends, before anyone waiting is woken."""
+        self._exit_callbacks.append(callback)
+
     def set_exit(self, exitcode: int) -> None:
         """Record the exit code; the first report wins."""
         with self._lock:
             if self._ended.is_set():
                 return
+            for callback in self._exit_callbacks:
+                try:
+                    callback()
+                except Exception as exc:  # the exit itself must still be reported
+                    logger.warning("cleanup after invocation %s failed: %s", self.id, exc)
             self.exitcode = exitcode
             self._ended.set()
             self._started.set()

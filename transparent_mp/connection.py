@@ -1,0 +1,397 @@
+"""``Pipe``, ``Connection`` and ``wait``, with the messages in the store.
+
+A pipe has two ends, ``a`` and ``b``; each end's incoming messages are a Redis
+list, its *inbox*. ``send`` appends a signed item to the peer's inbox (one
+write, no round trip of its own: its reply is checked with the next command),
+``recv`` pops from the own inbox with a blocking BLPOP.
+
+End of file follows the stdlib: every process that holds an end is recorded
+in the store as a *holder*. A process becomes one when it creates the pipe,
+receives an end, or is started with one; it stops being one when it closes
+its last copy of the end or when it ends. When an end has no holder left, an
+empty item is appended to the peer's inbox: once the messages before it are
+read, ``recv`` raises ``EOFError``, and ``send`` to such an end raises
+``BrokenPipeError`` (on that send, or on the next call if the news comes with
+the reply). Closing the parent's copy of an end it handed to a child does not
+close the child's copy.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import selectors
+import threading
+import time
+import weakref
+from collections import deque
+from multiprocessing import BufferTooShort
+from multiprocessing import context as _mp_context
+
+from . import runtime
+from .serialize import dumps_unsigned
+from .store import KEY_TTL, resp, scripts
+
+__all__ = ["BufferTooShort", "Connection", "Pipe", "wait"]
+
+_EOF = b""
+
+_holds: dict[str, int] = {}
+_holds_pid = os.getpid()
+_holds_lock = threading.Lock()
+
+
+def _local_holds() -> dict[str, int]:
+    """How many open Connection objects of each end this process has."""
+    global _holds_pid
+    if _holds_pid != os.getpid():
+        _holds.clear()
+        _holds_pid = os.getpid()
+    return _holds
+
+
+def _hold(rt: runtime.Runtime, token: str, ends: list[str]) -> None:
+    rt.conn().run(scripts.HOLD_ENDS, [rt.namespace.key("tok", token)], [KEY_TTL, token, *ends])
+
+
+def _release(rt: runtime.Runtime, end: str) -> None:
+    token = rt.token
+    rt.conn().send_later(rt.conn().script(
+        scripts.RELEASE_ENDS, [rt.namespace.key("tok", token)], [KEY_TTL, token, end]))
+
+
+def _acquire_local(rt: runtime.Runtime, ends: list[str]) -> None:
+    with _holds_lock:
+        holds = _local_holds()
+        new = [e for e in ends if not holds.get(e)]
+        for e in ends:
+            holds[e] = holds.get(e, 0) + 1
+    if new:
+        _hold(rt, rt.token, new)
+
+
+def _drop_local(end: str) -> None:
+    with _holds_lock:
+        holds = _local_holds()
+        left = holds.get(end, 0) - 1
+        if left > 0:
+            holds[end] = left
+            return
+        holds.pop(end, None)
+    try:
+        _release(runtime.current(), end)
+    except Exception:  # the store may be gone already (interpreter exit)
+        pass
+
+
+class Connection:
+    """One end of a :func:`Pipe`; the stdlib's Connection API."""
+
+    def __init__(self, pipe_key: str, side: str, readable: bool, writable: bool) -> None:
+        if not readable and not writable:
+            raise ValueError("at least one of `readable` and `writable` must be True")
+        other = "b" if side == "a" else "a"
+        self._pipe_key = pipe_key
+        self._side = side
+        self._end = f"{pipe_key}:{side}"
+        self._inbox = f"{self._end}:in"
+        self._peer_inbox = f"{pipe_key}:{other}:in"
+        self._peer_holders = f"{pipe_key}:{other}:h"
+        self._readable = readable
+        self._writable = writable
+        self._closed = False
+        self._stash: deque[bytes] = deque()
+        self._finalizer = weakref.finalize(self, _drop_local, self._end)
+
+    # -- state --
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def readable(self) -> bool:
+        return self._readable
+
+    @property
+    def writable(self) -> bool:
+        return self._writable
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise OSError("handle is closed")
+
+    def _check_readable(self) -> None:
+        if not self._readable:
+            raise OSError("connection is write-only")
+
+    def _check_writable(self) -> None:
+        if not self._writable:
+            raise OSError("connection is read-only")
+
+    def fileno(self) -> int:
+        self._check_closed()
+        raise OSError("a pipe whose messages live in the store has no file descriptor; "
+                      "use multiprocessing.connection.wait() to wait on it")
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._finalizer()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("r" if self._readable else "") + (
+            "w" if self._writable else "")
+        return f"<Connection {self._end} {state}>"
+
+    # -- sending --
+    def _send_item(self, body: bytes | memoryview) -> None:
+        rt = runtime.current()
+        conn = rt.conn()
+        conn.send_later(conn.script(
+            scripts.PIPE_SEND, [self._peer_inbox, self._peer_holders],
+            [KEY_TTL, (rt.tag(body), body)]))
+
+    def send_bytes(self, buf, offset: int = 0, size: int | None = None) -> None:
+        self._check_closed()
+        self._check_writable()
+        m = memoryview(buf)
+        if m.itemsize > 1:
+            m = m.cast("B")
+        n = m.nbytes
+        if offset < 0:
+            raise ValueError("offset is negative")
+        if n < offset:
+            raise ValueError("buffer length < offset")
+        if size is None:
+            size = n - offset
+        elif size < 0:
+            raise ValueError("size is negative")
+        elif offset + size > n:
+            raise ValueError("buffer length < offset + size")
+        self._send_item(m[offset:offset + size])
+
+    def send(self, obj: object) -> None:
+        self._check_closed()
+        self._check_writable()
+        self._send_item(dumps_unsigned(obj))
+
+    # -- receiving --
+    def _recv_item(self, timeout: float | None = None) -> memoryview | None:
+        """The next message's body, None on timeout; EOFError at end of file."""
+        self._check_closed()
+        self._check_readable()
+        rt = runtime.current()
+        if self._stash:
+            item = self._stash[0]
+            if item != _EOF:
+                self._stash.popleft()
+        else:
+            popped = rt.conn().blpop([self._inbox], timeout)
+            if popped is None:
+                return None
+            item = popped[1]
+            if item == _EOF:
+                self._stash.append(item)
+        if item == _EOF:
+            raise EOFError
+        return rt.verify(item)
+
+    def recv_bytes(self, maxlength: int | None = None) -> bytes:
+        if maxlength is not None and maxlength < 0:
+            raise ValueError("negative maxlength")
+        body = self._recv_item()
+        if maxlength is not None and len(body) > maxlength:
+            raise OSError("bad message length")
+        return bytes(body)
+
+    def recv_bytes_into(self, buf, offset: int = 0) -> int:
+        m = memoryview(buf)
+        bytesize = m.itemsize * len(m)
+        if offset < 0:
+            raise ValueError("negative offset")
+        if offset > bytesize:
+            raise ValueError("offset too large")
+        body = self._recv_item()
+        size = len(body)
+        if bytesize < offset + size:
+            raise BufferTooShort(bytes(body))
+        m.cast("B")[offset:offset + size] = body
+        return size
+
+    def recv(self) -> object:
+        return pickle.loads(self._recv_item())
+
+    def poll(self, timeout: float | None = 0.0) -> bool:
+        """Whether a message (or end of file) can be read without blocking."""
+        self._check_closed()
+        self._check_readable()
+        if self._stash:
+            return True
+        conn = runtime.current().conn()
+        if timeout is not None and timeout <= 0:
+            return bool(conn.execute("LLEN", self._inbox))
+        popped = conn.blpop([self._inbox], timeout)
+        if popped is None:
+            return False
+        self._stash.append(popped[1])
+        return True
+
+    # -- travelling --
+    def __reduce__(self):
+        self._check_closed()
+        rt = runtime.current()
+        if self._stash:  # put what poll() took back in front, for the next reader
+            conn = rt.conn()
+            conn.execute("LPUSH", self._inbox, *reversed(self._stash))
+            self._stash.clear()
+        popen = _mp_context.get_spawning_popen()
+        token = getattr(popen, "token", None)
+        if token is not None:  # the child holds the end from now on
+            _hold(rt, token, [self._end])
+        return _rebuild, (self._pipe_key, self._side, self._readable, self._writable)
+
+
+def _rebuild(pipe_key: str, side: str, readable: bool, writable: bool) -> Connection:
+    conn = Connection(pipe_key, side, readable, writable)
+    _acquire_local(runtime.current(), [conn._end])
+    return conn
+
+
+def Pipe(duplex: bool = True) -> tuple[Connection, Connection]:
+    """A pair of connected ends; with ``duplex=False``, (receive-only, send-only)."""
+    rt = runtime.current()
+    key = rt.namespace.key("pipe", rt.new_invocation_id())
+    if duplex:
+        a, b = Connection(key, "a", True, True), Connection(key, "b", True, True)
+    else:
+        a, b = Connection(key, "a", True, False), Connection(key, "b", False, True)
+    _acquire_local(rt, [a._end, b._end])
+    return a, b
+
+
+# -- wait() --
+
+class _Waiter(threading.Thread):
+    """Blocks on the store for :func:`wait` while the caller selects on file descriptors."""
+
+    def __init__(self) -> None:
+        super().__init__(name="transparent_mp-wait", daemon=True)
+        self.requests: queue.SimpleQueue = queue.SimpleQueue()
+        self.conn = resp.Connection(runtime.current().store_url)  # a connection of its own
+        self.client_id = self.conn.execute("CLIENT", "ID")
+        self.pid = os.getpid()
+
+    def run(self) -> None:
+        while True:
+            keys, timeout, done = self.requests.get()
+            try:
+                done.result = self.conn.blpop(keys, timeout)
+            except BaseException as exc:
+                done.error = exc
+            os.write(done.w, b"x")
+
+
+_waiter: _Waiter | None = None
+_waiter_lock = threading.Lock()
+
+
+def _get_waiter() -> _Waiter:
+    global _waiter
+    with _waiter_lock:
+        if _waiter is None or _waiter.pid != os.getpid():
+            _waiter = _Waiter()
+            _waiter.start()
+        return _waiter
+
+
+class _Pending:
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+        self.result = None
+        self.error: BaseException | None = None
+
+
+def _store_ready(conns: list[Connection]) -> list[Connection]:
+    """Connections that can be read now (checked with one round trip)."""
+    ready = [c for c in conns if c._stash]
+    rest = [c for c in conns if not c._stash]
+    if rest:
+        lengths = runtime.current().conn().execute_many([("LLEN", c._inbox) for c in rest])
+        ready += [c for c, n in zip(rest, lengths, strict=True) if n]
+    return ready
+
+
+def _stash_popped(conns: list[Connection], popped: tuple[bytes, bytes] | None) -> list:
+    if popped is None:
+        return []
+    key, item = popped
+    for c in conns:
+        if c._inbox.encode() == key:
+            c._stash.append(item)
+            return [c]
+    return []
+
+
+def _wait_os(object_list, timeout: float | None) -> list:
+    """The stdlib's wait for objects with a ``fileno()`` (or file descriptors)."""
+    with selectors.PollSelector() as selector:
+        for obj in object_list:
+            selector.register(obj, selectors.EVENT_READ)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            ready = selector.select(timeout)
+            if ready:
+                return [key.fileobj for key, _ in ready]
+            if deadline is not None:
+                timeout = deadline - time.monotonic()
+                if timeout < 0:
+                    return []
+
+
+def wait(object_list, timeout: float | None = None) -> list:
+    """The stdlib's ``multiprocessing.connection.wait`` over our Connections too.
+
+    Our Connections, Process sentinels, sockets and file descriptors may be mixed.
+    """
+    ours = [o for o in object_list if isinstance(o, Connection)]
+    others = [o for o in object_list if not isinstance(o, Connection)]
+    if not ours:
+        return _wait_os(others, timeout)
+    for c in ours:
+        c._check_closed()
+    ready: list = _store_ready(ours)
+    if others:
+        ready += _wait_os(others, 0)
+    if ready or (timeout is not None and timeout <= 0):
+        return ready
+    if not others:
+        popped = runtime.current().conn().blpop([c._inbox for c in ours], timeout)
+        return _stash_popped(ours, popped)
+    return _wait_mixed(ours, others, timeout)
+
+
+def _wait_mixed(ours: list[Connection], others: list, timeout: float | None) -> list:
+    waiter = _get_waiter()
+    pending = _Pending()
+    try:
+        waiter.requests.put(([c._inbox for c in ours], timeout, pending))
+        ready = _wait_os([*others, pending.r], timeout)
+        if pending.r not in ready:  # wake the waiter and take whatever it got
+            conn = runtime.current().conn()
+            while not _wait_os([pending.r], 0.05):
+                conn.execute("CLIENT", "UNBLOCK", waiter.client_id)
+        os.read(pending.r, 1)
+        if pending.error is not None:
+            raise pending.error
+        found = [o for o in ready if o is not pending.r]
+        return _stash_popped(ours, pending.result) + found
+    finally:
+        os.close(pending.r)
+        os.close(pending.w)

@@ -1,0 +1,360 @@
+"""Locks, semaphores, conditions, events and barriers, kept in the store.
+
+A semaphore is a Redis list holding one token per unit of its value:
+``acquire`` pops one with a blocking BLPOP (timeouts are the server's),
+``release`` pushes one back. Ownership (``RLock``, ``Condition``) is known to
+the process that acquired, as in the stdlib. A waiter of a ``Condition`` or
+``Event`` queues its own id and blocks on a list of its own; ``notify`` and
+``set`` push a token onto the lists of the waiters they wake, in Lua, so a
+wake-up is never lost, also not when a waiter times out at the same moment.
+"""
+
+from __future__ import annotations
+
+import _multiprocessing
+import os
+import threading
+import time
+from multiprocessing import process
+
+from . import runtime
+from .store import KEY_TTL, scripts
+
+__all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
+
+SEM_VALUE_MAX = _multiprocessing.SemLock.SEM_VALUE_MAX
+#: Tokens pushed per command when a semaphore is created.
+_FILL_BATCH = 10_000
+#: The largest initial value a semaphore may have (one token each in the store).
+MAX_INITIAL_VALUE = 10_000_000
+
+
+def _new_key(kind: str) -> str:
+    rt = runtime.current()
+    return rt.namespace.key(kind, rt.new_invocation_id())
+
+
+def _me() -> tuple[int, int]:
+    return os.getpid(), threading.get_ident()
+
+
+class SemLock:
+    """The token list under every lock and semaphore."""
+
+    _recursive = False
+
+    def __init__(self, value: int, maxvalue: int) -> None:
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        if value > MAX_INITIAL_VALUE:
+            raise ValueError(f"a remote semaphore's initial value is at most {MAX_INITIAL_VALUE}")
+        self._key = _new_key("sem")
+        self._maxvalue = maxvalue
+        self._reset_local()
+        commands: list[tuple] = []
+        left = value
+        while left > 0:
+            n = min(left, _FILL_BATCH)
+            commands.append(("RPUSH", self._key, *(["1"] * n)))
+            left -= n
+        if commands:
+            commands.append(("EXPIRE", self._key, KEY_TTL))
+            runtime.current().conn().execute_many(commands)
+
+    def _reset_local(self) -> None:
+        self._owner: tuple[int, int] | None = None
+        self._count = 0  # acquisitions held by this process through this object
+        #: Shared ctypes objects whose views this lock guards (see sharedctypes).
+        self._guarded: dict = {}
+
+    def __getstate__(self) -> tuple:
+        return self._key, self._maxvalue
+
+    def __setstate__(self, state: tuple) -> None:
+        self._key, self._maxvalue = state
+        self._reset_local()
+
+    # -- the SemLock interface --
+    def _is_mine(self) -> bool:
+        return self._count > 0 and self._owner == _me()
+
+    def _get_value(self) -> int:
+        return runtime.current().conn().execute("LLEN", self._key)
+
+    def _is_zero(self) -> bool:
+        return self._get_value() == 0
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        if self._recursive and self._is_mine():
+            self._count += 1
+            return True
+        conn = runtime.current().conn()
+        if not block or (timeout is not None and timeout <= 0):
+            got = conn.execute("LPOP", self._key) is not None
+        else:
+            got = conn.blpop([self._key], timeout) is not None
+        if got:
+            self._owner = _me()
+            self._count += 1
+            for guarded in list(self._guarded.values()):
+                guarded.refresh()
+        return got
+
+    def release(self) -> None:
+        if self._recursive:
+            if not self._is_mine():
+                raise AssertionError("attempt to release recursive lock not owned by thread")
+            self._count -= 1
+            if self._count:
+                return
+        for guarded in list(self._guarded.values()):
+            guarded.publish()
+        conn = runtime.current().conn()
+        held_here = self._count > 0
+        if held_here and not self._recursive:
+            self._count -= 1
+        if self._maxvalue >= SEM_VALUE_MAX:
+            conn.send_later(("RPUSH", self._key, "1"), ("EXPIRE", self._key, KEY_TTL))
+        elif held_here:  # certainly below its maximum: no need to wait for the answer
+            conn.send_later(conn.script(scripts.RELEASE, [self._key], [KEY_TTL, self._maxvalue]))
+        else:
+            conn.run(scripts.RELEASE, [self._key], [KEY_TTL, self._maxvalue])
+        if self._count == 0:
+            self._owner = None
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Semaphore(SemLock):
+    def __init__(self, value: int = 1, *, ctx=None) -> None:
+        super().__init__(value, SEM_VALUE_MAX)
+
+    def get_value(self) -> int:
+        return self._get_value()
+
+    def __repr__(self) -> str:
+        try:
+            value = self._get_value()
+        except Exception:
+            value = "unknown"
+        return f"<{type(self).__name__}(value={value})>"
+
+
+class BoundedSemaphore(Semaphore):
+    def __init__(self, value: int = 1, *, ctx=None) -> None:
+        SemLock.__init__(self, value, value)
+
+    def __repr__(self) -> str:
+        try:
+            value = self._get_value()
+        except Exception:
+            value = "unknown"
+        return f"<{type(self).__name__}(value={value}, maxvalue={self._maxvalue})>"
+
+
+class Lock(SemLock):
+    def __init__(self, *, ctx=None) -> None:
+        super().__init__(1, 1)
+
+    def __repr__(self) -> str:
+        try:
+            if self._is_mine():
+                name = process.current_process().name
+                if threading.current_thread().name != "MainThread":
+                    name += "|" + threading.current_thread().name
+            elif self._get_value() == 1:
+                name = "None"
+            elif self._count > 0:
+                name = "SomeOtherThread"
+            else:
+                name = "SomeOtherProcess"
+        except Exception:
+            name = "unknown"
+        return f"<{type(self).__name__}(owner={name})>"
+
+
+class RLock(SemLock):
+    _recursive = True
+
+    def __init__(self, *, ctx=None) -> None:
+        super().__init__(1, 1)
+
+    def __repr__(self) -> str:
+        try:
+            if self._is_mine():
+                name = process.current_process().name
+                if threading.current_thread().name != "MainThread":
+                    name += "|" + threading.current_thread().name
+                count = self._count
+            elif self._get_value() == 1:
+                name, count = "None", 0
+            elif self._count > 0:
+                name, count = "SomeOtherThread", "nonzero"
+            else:
+                name, count = "SomeOtherProcess", "nonzero"
+        except Exception:
+            name, count = "unknown", "unknown"
+        return f"<{type(self).__name__}({name}, {count})>"
+
+
+class Condition:
+    """``multiprocessing.Condition`` over a lock of this module."""
+
+    def __init__(self, lock: SemLock | None = None, *, ctx=None) -> None:
+        self._lock = lock if lock is not None else RLock()
+        self._key = _new_key("cond")
+        self._bind()
+
+    def _bind(self) -> None:
+        self._waiters = self._key + ":waiters"
+        self._wake = self._key + ":wake:"
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+
+    def __getstate__(self) -> tuple:
+        return self._lock, self._key
+
+    def __setstate__(self, state: tuple) -> None:
+        self._lock, self._key = state
+        self._bind()
+
+    def __enter__(self) -> bool:
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.__exit__(*exc)
+
+    def __repr__(self) -> str:
+        try:
+            waiters = runtime.current().conn().execute("LLEN", self._waiters)
+        except Exception:
+            waiters = "unknown"
+        return f"<Condition({self._lock}, {waiters})>"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert self._lock._is_mine(), "must acquire() condition before using wait()"
+        rt = runtime.current()
+        conn = rt.conn()
+        waiter = rt.new_invocation_id()
+        wake = self._wake + waiter
+        conn.send_later(("RPUSH", self._waiters, waiter), ("EXPIRE", self._waiters, KEY_TTL))
+        count = self._lock._count
+        for _ in range(count):
+            self._lock.release()
+        try:
+            if conn.blpop([wake], timeout) is not None:
+                return True
+            return bool(conn.run(scripts.CANCEL_WAIT, [self._waiters, wake], [waiter]))
+        finally:
+            for _ in range(count):
+                self._lock.acquire()
+
+    def notify(self, n: int = 1) -> None:
+        assert self._lock._is_mine(), "lock is not owned"
+        conn = runtime.current().conn()
+        conn.send_later(conn.script(scripts.NOTIFY, [self._waiters], [KEY_TTL, n, self._wake]))
+
+    def notify_all(self) -> None:
+        self.notify(-1)
+
+    def wait_for(self, predicate, timeout: float | None = None):
+        result = predicate()
+        if result:
+            return result
+        endtime = None if timeout is None else time.monotonic() + timeout
+        waittime = None
+        while not result:
+            if endtime is not None:
+                waittime = endtime - time.monotonic()
+                if waittime <= 0:
+                    break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+
+class Event:
+    """``multiprocessing.Event``: a flag in the store and its waiters."""
+
+    def __init__(self, *, ctx=None) -> None:
+        self._key = _new_key("event")
+        self._waiters = self._key + ":waiters"
+
+    def __getstate__(self) -> str:
+        return self._key
+
+    def __setstate__(self, key: str) -> None:
+        self._key = key
+        self._waiters = key + ":waiters"
+
+    def is_set(self) -> bool:
+        return bool(runtime.current().conn().execute("EXISTS", self._key))
+
+    def set(self) -> None:
+        runtime.current().conn().run(scripts.EVENT_SET, [self._key, self._waiters],
+                                     [KEY_TTL, self._key + ":wake:"])
+
+    def clear(self) -> None:
+        runtime.current().conn().execute("DEL", self._key)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        rt = runtime.current()
+        conn = rt.conn()
+        waiter = rt.new_invocation_id()
+        if conn.run(scripts.EVENT_WAIT, [self._key, self._waiters], [KEY_TTL, waiter]):
+            return True
+        wake = self._key + ":wake:" + waiter
+        if conn.blpop([wake], timeout) is not None:
+            return True
+        if conn.run(scripts.CANCEL_WAIT, [self._waiters, wake], [waiter]):
+            return True
+        return self.is_set()
+
+
+class Barrier(threading.Barrier):
+    """``threading.Barrier``'s algorithm over a Condition and state in the store.
+
+    As in the stdlib, ``_state`` and ``_count`` are read and written only while
+    the condition's lock is held, so each access goes to the store.
+    """
+
+    def __init__(self, parties: int, action=None, timeout: float | None = None, *,
+                 ctx=None) -> None:
+        if parties < 1:
+            raise ValueError("parties must be > 0")
+        self.__setstate__((parties, action, timeout, Condition(Lock()), _new_key("barrier")))
+        self._state = 0
+        self._count = 0
+
+    def __setstate__(self, state: tuple) -> None:
+        self._parties, self._action, self._timeout, self._cond, self._key = state
+
+    def __getstate__(self) -> tuple:
+        return self._parties, self._action, self._timeout, self._cond, self._key
+
+    def _get(self, field: str) -> int:
+        return int(runtime.current().conn().execute("HGET", self._key, field) or 0)
+
+    def _set(self, field: str, value: int) -> None:
+        runtime.current().conn().execute_many(
+            [("HSET", self._key, field, value), ("EXPIRE", self._key, KEY_TTL)])
+
+    @property
+    def _state(self) -> int:
+        return self._get("state")
+
+    @_state.setter
+    def _state(self, value: int) -> None:
+        self._set("state", value)
+
+    @property
+    def _count(self) -> int:
+        return self._get("count")
+
+    @_count.setter
+    def _count(self, value: int) -> None:
+        self._set("count", value)
