@@ -41,6 +41,7 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
     ("multiprocessing", "Value", _CONTEXT + "Value"),
     ("multiprocessing", "Array", _CONTEXT + "Array"),
     ("multiprocessing.connection", "wait", "transparent_mp.connection:wait"),
+    ("multiprocessing.heap", "BufferWrapper", "transparent_mp.heap:BufferWrapper"),
 )
 
 _MODULES = frozenset(row[0] for row in SUBSTITUTIONS)

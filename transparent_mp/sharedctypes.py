@@ -29,78 +29,15 @@ import weakref
 from multiprocessing import sharedctypes as _mp_sharedctypes
 
 from . import runtime
-from .store import KEY_TTL
+from .heap import Backing
 from .synchronize import RLock
 
 __all__ = ["Array", "RawArray", "RawValue", "Value", "synchronized"]
 
 typecode_to_type = _mp_sharedctypes.typecode_to_type
-#: Bytes per store key; larger buffers use several keys.
-CHUNK = 256 << 20
-#: Granularity of publishing: only blocks that changed are written.
-_BLOCK = 64 << 10
 
 
-def _store_ranges(key: str, offset: int, length: int):
-    """(chunk key, offset in chunk, offset in buffer, length) pieces of a byte range."""
-    end = offset + length
-    while offset < end:
-        index, start = divmod(offset, CHUNK)
-        n = min(end - offset, CHUNK - start)
-        yield f"{key}:{index}", start, offset, n
-        offset += n
-
-
-class _Backing:
-    """The store side of one shared ctypes object and its last synchronised bytes."""
-
-    def __init__(self, key: str, size: int, snapshot: bytes | None = None) -> None:
-        self.key = key
-        self.size = size
-        self.snapshot = bytearray(size) if snapshot is None else bytearray(snapshot)
-
-    def _local(self, obj: ctypes._CData) -> memoryview:
-        return memoryview(obj).cast("B")
-
-    def fetch(self, obj: ctypes._CData, offset: int = 0, length: int | None = None) -> None:
-        """Copy bytes ``[offset, offset + length)`` from the store into ``obj``."""
-        length = self.size - offset if length is None else length
-        pieces = list(_store_ranges(self.key, offset, length))
-        replies = runtime.current().conn().execute_many(
-            [("GETRANGE", k, start, start + n - 1) for k, start, _, n in pieces])
-        local = self._local(obj)
-        for (_, _, at, n), data in zip(pieces, replies, strict=True):
-            data = data.ljust(n, b"\0")  # never written: zeros, as a new ctypes object
-            local[at:at + n] = data
-            self.snapshot[at:at + n] = data
-
-    def push(self, obj: ctypes._CData, offset: int = 0, length: int | None = None) -> None:
-        """Write bytes ``[offset, offset + length)`` of ``obj`` to the store."""
-        length = self.size - offset if length is None else length
-        local = self._local(obj)
-        commands = []
-        for k, start, at, n in _store_ranges(self.key, offset, length):
-            commands += [("SETRANGE", k, start, local[at:at + n]), ("EXPIRE", k, KEY_TTL)]
-        if commands:
-            runtime.current().conn().execute_many(commands)
-        self.snapshot[offset:offset + length] = local[offset:offset + length]
-
-    def publish(self, obj: ctypes._CData) -> None:
-        """Write the blocks that changed locally since the last synchronisation."""
-        local = self._local(obj)
-        commands = []
-        for at in range(0, self.size, _BLOCK):
-            n = min(_BLOCK, self.size - at)
-            if local[at:at + n] != self.snapshot[at:at + n]:
-                for k, start, a, m in _store_ranges(self.key, at, n):
-                    commands += [("SETRANGE", k, start, bytes(local[a:a + m])),
-                                 ("EXPIRE", k, KEY_TTL)]
-                self.snapshot[at:at + n] = local[at:at + n]
-        if commands:
-            runtime.current().conn().execute_many(commands)
-
-
-def _backing(obj) -> _Backing:
+def _backing(obj) -> Backing:
     return obj.__dict__["_tmp_backing"]
 
 
@@ -125,7 +62,7 @@ def _reduce(obj):
 
 def _rebuild(description: tuple, key: str):
     obj = _remote_type(_type_of(description))()
-    backing = obj.__dict__["_tmp_backing"] = _Backing(key, ctypes.sizeof(obj))
+    backing = obj.__dict__["_tmp_backing"] = Backing(key, ctypes.sizeof(obj))
     backing.fetch(obj)
     return obj
 
@@ -226,7 +163,7 @@ def _remote_type(base: type) -> type:
 def _new(base: type, init) -> ctypes._CData:
     rt = runtime.current()
     obj = _remote_type(base)()
-    backing = obj.__dict__["_tmp_backing"] = _Backing(
+    backing = obj.__dict__["_tmp_backing"] = Backing(
         rt.namespace.key("shm", rt.new_invocation_id()), ctypes.sizeof(obj))
     init(obj)
     backing.publish(obj)  # non-zero initial contents

@@ -17,16 +17,12 @@ import threading
 import time
 from multiprocessing import process
 
-from . import runtime
+from . import heap, runtime
 from .store import KEY_TTL, scripts
 
 __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock", "Semaphore"]
 
 SEM_VALUE_MAX = _multiprocessing.SemLock.SEM_VALUE_MAX
-#: Tokens pushed per command when a semaphore is created.
-_FILL_BATCH = 10_000
-#: The largest initial value a semaphore may have (one token each in the store).
-MAX_INITIAL_VALUE = 10_000_000
 
 
 def _new_key(kind: str) -> str:
@@ -38,33 +34,52 @@ def _me() -> tuple[int, int]:
     return os.getpid(), threading.get_ident()
 
 
+def await_wake(waiters: str, wake_prefix: str, waiter: str, timeout: float | None,
+               on_interrupted_wake=None) -> bool:
+    """Block until ``waiter`` (queued on ``waiters``) is woken, or ``timeout``.
+
+    On timeout or interruption the waiter withdraws in one atomic step; if a
+    wake-up had already been given to it, that counts: True is returned, or
+    ``on_interrupted_wake`` hands it back before the interruption goes on.
+    """
+    rt = runtime.current()
+    wake = wake_prefix + waiter
+    try:
+        if rt.conn().blpop([wake], timeout) is not None:
+            return True
+    except BaseException:
+        if rt.conn().run(scripts.CANCEL_WAIT, [waiters, wake], [waiter]) and on_interrupted_wake:
+            on_interrupted_wake()
+        raise
+    return bool(rt.conn().run(scripts.CANCEL_WAIT, [waiters, wake], [waiter]))
+
+
 class SemLock:
-    """The token list under every lock and semaphore."""
+    """The state under every lock and semaphore: a value and a queue of waiters.
+
+    ``acquire`` takes a unit if there is one, else queues and blocks on its own
+    wake list; ``release`` hands the unit to the first waiter, else adds it to
+    the value. Both are one Lua script, so units are neither lost nor doubled.
+    """
 
     _recursive = False
 
     def __init__(self, value: int, maxvalue: int) -> None:
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
-        if value > MAX_INITIAL_VALUE:
-            raise ValueError(f"a remote semaphore's initial value is at most {MAX_INITIAL_VALUE}")
+        if value > SEM_VALUE_MAX:
+            raise OverflowError("value is too large")
         self._key = _new_key("sem")
         self._maxvalue = maxvalue
         self._reset_local()
-        commands: list[tuple] = []
-        left = value
-        while left > 0:
-            n = min(left, _FILL_BATCH)
-            commands.append(("RPUSH", self._key, *(["1"] * n)))
-            left -= n
-        if commands:
-            commands.append(("EXPIRE", self._key, KEY_TTL))
-            runtime.current().conn().execute_many(commands)
+        runtime.current().conn().execute("SET", self._key, value, "EX", KEY_TTL)
 
     def _reset_local(self) -> None:
+        self._waiters = self._key + ":waiters"
+        self._wake = self._key + ":wake:"
         self._owner: tuple[int, int] | None = None
         self._count = 0  # acquisitions held by this process through this object
-        #: Shared ctypes objects whose views this lock guards (see sharedctypes).
+        #: Shared objects whose views this lock guards (see sharedctypes).
         self._guarded: dict = {}
 
     def __getstate__(self) -> tuple:
@@ -79,24 +94,39 @@ class SemLock:
         return self._count > 0 and self._owner == _me()
 
     def _get_value(self) -> int:
-        return runtime.current().conn().execute("LLEN", self._key)
+        return int(runtime.current().conn().execute("GET", self._key) or 0)
 
     def _is_zero(self) -> bool:
         return self._get_value() == 0
+
+    def _guards(self) -> list:
+        """Shared buffers made consistent at this lock's acquire and release."""
+        return [*self._guarded.values(), *heap.wrappers()]
+
+    def _take(self, block: bool, timeout: float | None) -> bool:
+        rt = runtime.current()
+        wait = block and (timeout is None or timeout > 0)
+        waiter = rt.new_invocation_id() if wait else ""
+        if rt.conn().run(scripts.SEM_ACQUIRE, [self._key, self._waiters], [KEY_TTL, waiter]):
+            return True
+        if not wait:
+            return False
+        return await_wake(self._waiters, self._wake, waiter, timeout, self._give)
+
+    def _give(self) -> None:
+        conn = runtime.current().conn()
+        conn.run(scripts.SEM_RELEASE, [self._key, self._waiters],
+                 [KEY_TTL, self._maxvalue, self._wake])
 
     def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
         if self._recursive and self._is_mine():
             self._count += 1
             return True
-        conn = runtime.current().conn()
-        if not block or (timeout is not None and timeout <= 0):
-            got = conn.execute("LPOP", self._key) is not None
-        else:
-            got = conn.blpop([self._key], timeout) is not None
+        got = self._take(block, timeout)
         if got:
             self._owner = _me()
             self._count += 1
-            for guarded in list(self._guarded.values()):
+            for guarded in self._guards():
                 guarded.refresh()
         return got
 
@@ -104,21 +134,19 @@ class SemLock:
         if self._recursive:
             if not self._is_mine():
                 raise AssertionError("attempt to release recursive lock not owned by thread")
-            self._count -= 1
-            if self._count:
+            if self._count > 1:
+                self._count -= 1
                 return
-        for guarded in list(self._guarded.values()):
+        for guarded in self._guards():
             guarded.publish()
         conn = runtime.current().conn()
-        held_here = self._count > 0
-        if held_here and not self._recursive:
-            self._count -= 1
-        if self._maxvalue >= SEM_VALUE_MAX:
-            conn.send_later(("RPUSH", self._key, "1"), ("EXPIRE", self._key, KEY_TTL))
-        elif held_here:  # certainly below its maximum: no need to wait for the answer
-            conn.send_later(conn.script(scripts.RELEASE, [self._key], [KEY_TTL, self._maxvalue]))
+        command = conn.script(scripts.SEM_RELEASE, [self._key, self._waiters],
+                              [KEY_TTL, self._maxvalue, self._wake])
+        if self._count > 0 or self._maxvalue >= SEM_VALUE_MAX:
+            conn.send_later(command)  # held here (or unbounded): it cannot be refused
+            self._count -= self._count > 0
         else:
-            conn.run(scripts.RELEASE, [self._key], [KEY_TTL, self._maxvalue])
+            conn.execute(*command)
         if self._count == 0:
             self._owner = None
 
@@ -212,6 +240,10 @@ class Condition:
     def _bind(self) -> None:
         self._waiters = self._key + ":waiters"
         self._wake = self._key + ":wake:"
+        # The stdlib's bookkeeping, readable as its tests read it.
+        self._sleeping_count = _Counter(self._key + ":sleeping")
+        self._woken_count = _Counter(self._key + ":woken")
+        self._wait_semaphore = _Counter(self._key + ":pending")
         self.acquire = self._lock.acquire
         self.release = self._lock.release
 
@@ -238,25 +270,27 @@ class Condition:
     def wait(self, timeout: float | None = None) -> bool:
         assert self._lock._is_mine(), "must acquire() condition before using wait()"
         rt = runtime.current()
-        conn = rt.conn()
         waiter = rt.new_invocation_id()
-        wake = self._wake + waiter
-        conn.send_later(("RPUSH", self._waiters, waiter), ("EXPIRE", self._waiters, KEY_TTL))
+        rt.conn().send_later(("RPUSH", self._waiters, waiter), ("EXPIRE", self._waiters, KEY_TTL),
+                             *self._sleeping_count.incr(1))
         count = self._lock._count
         for _ in range(count):
             self._lock.release()
+        woke = False
         try:
-            if conn.blpop([wake], timeout) is not None:
-                return True
-            return bool(conn.run(scripts.CANCEL_WAIT, [self._waiters, wake], [waiter]))
+            woke = await_wake(self._waiters, self._wake, waiter, timeout)
+            return woke
         finally:
+            rt.conn().send_later(*self._woken_count.incr(1),
+                                 *(self._wait_semaphore.incr(-1) if woke else ()))
             for _ in range(count):
                 self._lock.acquire()
 
     def notify(self, n: int = 1) -> None:
         assert self._lock._is_mine(), "lock is not owned"
         conn = runtime.current().conn()
-        conn.send_later(conn.script(scripts.NOTIFY, [self._waiters], [KEY_TTL, n, self._wake]))
+        conn.send_later(conn.script(scripts.NOTIFY, [self._waiters, self._wait_semaphore.key],
+                                    [KEY_TTL, n, self._wake]))
 
     def notify_all(self) -> None:
         self.notify(-1)
@@ -275,6 +309,19 @@ class Condition:
             self.wait(waittime)
             result = predicate()
         return result
+
+
+class _Counter:
+    """A number in the store with the ``get_value()`` of a semaphore."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def get_value(self) -> int:
+        return int(runtime.current().conn().execute("GET", self.key) or 0)
+
+    def incr(self, n: int) -> tuple[tuple, tuple]:
+        return ("INCRBY", self.key, n), ("EXPIRE", self.key, KEY_TTL)
 
 
 class Event:
@@ -303,16 +350,14 @@ class Event:
 
     def wait(self, timeout: float | None = None) -> bool:
         rt = runtime.current()
-        conn = rt.conn()
         waiter = rt.new_invocation_id()
-        if conn.run(scripts.EVENT_WAIT, [self._key, self._waiters], [KEY_TTL, waiter]):
+        if rt.conn().run(scripts.EVENT_WAIT, [self._key, self._waiters], [KEY_TTL, waiter]):
             return True
-        wake = self._key + ":wake:" + waiter
-        if conn.blpop([wake], timeout) is not None:
-            return True
-        if conn.run(scripts.CANCEL_WAIT, [self._waiters, wake], [waiter]):
-            return True
-        return self.is_set()
+        return await_wake(self._waiters, self._key + ":wake:", waiter, timeout) or self.is_set()
+
+    def __repr__(self) -> str:
+        state = "set" if self.is_set() else "unset"
+        return f"<{type(self).__qualname__} at {id(self):#x} {state}>"
 
 
 class Barrier(threading.Barrier):

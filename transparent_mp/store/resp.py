@@ -118,7 +118,9 @@ class Connection:
         self.url = url
         self._reader = hiredis.Reader()
         self._buf = bytearray(_RECV_SIZE)
-        self._deferred = 0
+        self._deferred = 0  # replies of send_later() commands not read yet
+        self._unread = 0  # replies an interrupted execute_many() did not read
+        self.client_id = 0
         self._sock = self._connect(url)
 
     def _connect(self, url: str) -> socket.socket:
@@ -152,7 +154,8 @@ class Connection:
         if db and db != "0":
             setup.append(("SELECT", db))
         setup.extend(("SCRIPT", "LOAD", script.source) for script in scripts.ALL)
-        self.execute_many(setup)
+        setup.append(("CLIENT", "ID"))
+        self.client_id = self.execute_many(setup)[-1]
         sock.settimeout(COMMAND_TIMEOUT)
         return sock
 
@@ -160,6 +163,9 @@ class Connection:
     def _send(self, commands: Iterable[Sequence[Arg]]) -> None:
         if self._sock is None:
             raise StoreUnavailable(f"the connection to {redacted(self.url)} was lost")
+        while self._unread:  # an interrupted call's replies: not ours to return
+            self._read_reply()
+            self._unread -= 1
         parts = _pack(commands)
         try:
             if len(parts) == 1:
@@ -189,8 +195,8 @@ class Connection:
 
     def _drain_deferred(self) -> None:
         while self._deferred:
-            self._deferred -= 1
             reply = self._read_reply()
+            self._deferred -= 1
             if isinstance(reply, hiredis.ReplyError):
                 raise _error(reply, earlier=True)
 
@@ -220,7 +226,15 @@ class Connection:
         """Run ``commands`` in one round trip; a server error raises :class:`StoreError`."""
         self._send(commands)
         self._drain_deferred()
-        replies = [self._read_reply() for _ in commands]
+        replies: list = []
+        try:
+            for _ in commands:
+                replies.append(self._read_reply())
+        except StoreUnavailable:
+            raise
+        except BaseException:  # KeyboardInterrupt and the like: the replies still come
+            self._unread = len(commands) - len(replies)
+            raise
         for reply in replies:
             if isinstance(reply, hiredis.ReplyError):
                 raise _error(reply)
@@ -250,9 +264,29 @@ class Connection:
                                                             deadline - time.monotonic())
             if chunk <= 0:
                 return None
-            reply = self.execute_blocking(chunk, "BLPOP", *keys, chunk)
+            try:
+                reply = self.execute_blocking(chunk, "BLPOP", *keys, chunk)
+            except StoreUnavailable:
+                raise
+            except BaseException:
+                self._undo_interrupted_blpop()
+                raise
             if reply is not None:
                 return reply[0], reply[1]
+
+    def _undo_interrupted_blpop(self) -> None:
+        """After an interrupted BLPOP: unblock it and put back what it popped, if anything."""
+        if not self._unread:
+            return
+        side = Connection(self.url)
+        try:
+            side.execute("CLIENT", "UNBLOCK", self.client_id)
+        finally:
+            side.close()
+        reply = self._read_reply()
+        self._unread -= 1
+        if isinstance(reply, list):
+            self.execute("LPUSH", reply[0], reply[1])
 
     def flush(self) -> None:
         """Wait for every reply sent with :meth:`send_later`."""

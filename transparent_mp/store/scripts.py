@@ -72,17 +72,38 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """)
 
-#: KEYS: tokens list. ARGV: ttl, most tokens allowed. Error if already at the maximum.
-RELEASE = Script("release", """
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then
+#: KEYS: value, waiters list. ARGV: ttl, waiter id ('' to not wait).
+#: 1 if a unit was taken; else 0, and the waiter (if any) is queued.
+SEM_ACQUIRE = Script("sem_acquire", """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then
+  redis.call('DECR', KEYS[1])
+  return 1
+end
+if ARGV[2] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+end
+return 0
+""")
+
+#: KEYS: value, waiters list. ARGV: ttl, maximum value, wake prefix.
+#: Hands the unit to the first waiter, else adds it to the value (error above the maximum).
+SEM_RELEASE = Script("sem_release", _WAKE + """
+local w = redis.call('LPOP', KEYS[2])
+if w then
+  wake(ARGV[3], w, ARGV[1])
+  return 1
+end
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[2]) then
   return redis.error_reply('RELEASED_TOO_MANY')
 end
-redis.call('RPUSH', KEYS[1], '1')
+redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """)
 
-#: KEYS: waiters list. ARGV: ttl, how many to wake (-1: all), wake prefix.
+#: KEYS: waiters list, count of wake-ups not yet taken. ARGV: ttl, how many to wake
+#: (-1: all), wake prefix.
 NOTIFY = Script("notify", _WAKE + """
 local n = tonumber(ARGV[2])
 local woken = 0
@@ -91,6 +112,10 @@ while n < 0 or woken < n do
   if not w then break end
   wake(ARGV[3], w, ARGV[1])
   woken = woken + 1
+end
+if woken > 0 then
+  redis.call('INCRBY', KEYS[2], woken)
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
 end
 return woken
 """)
@@ -170,5 +195,5 @@ redis.call('EXPIRE', KEYS[2], ARGV[1])
 return 0
 """)
 
-ALL = (PIPE_SEND, RELEASE_ENDS, HOLD_ENDS, RELEASE, NOTIFY, CANCEL_WAIT, EVENT_SET,
+ALL = (PIPE_SEND, RELEASE_ENDS, HOLD_ENDS, SEM_ACQUIRE, SEM_RELEASE, NOTIFY, CANCEL_WAIT, EVENT_SET,
        EVENT_WAIT, BOUNDED_PUT, MADE_ROOM, TASK_DONE, JOIN_WAIT)
