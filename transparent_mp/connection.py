@@ -102,6 +102,7 @@ class Connection:
         self._writable = writable
         self._closed = False
         self._stash: deque[bytes] = deque()
+        self._bridge: _FdBridge | None = None
         self._finalizer = weakref.finalize(self, _drop_local, self._end)
 
     # -- state --
@@ -130,13 +131,26 @@ class Connection:
             raise OSError("connection is read-only")
 
     def fileno(self) -> int:
+        """A file descriptor that is readable while a message (or EOF) is waiting.
+
+        The first call starts a thread that keeps the next message fetched.
+        """
         self._check_closed()
-        raise OSError("a pipe whose messages live in the store has no file descriptor; "
-                      "use multiprocessing.connection.wait() to wait on it")
+        self._check_readable()
+        if self._bridge is None:
+            self._bridge = _FdBridge(self)
+            self._bridge.start()
+        return self._bridge.r
+
+    def _stop_bridge(self) -> None:
+        if self._bridge is not None:
+            self._bridge.stop()
+            self._bridge = None
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._stop_bridge()
             self._finalizer()
 
     def __enter__(self) -> Connection:
@@ -188,7 +202,11 @@ class Connection:
         self._check_closed()
         self._check_readable()
         rt = runtime.current()
-        if self._stash:
+        if self._bridge is not None:
+            item = self._bridge.take(timeout)
+            if item is None:
+                return None
+        elif self._stash:
             item = self._stash[0]
             if item != _EOF:
                 self._stash.popleft()
@@ -232,6 +250,8 @@ class Connection:
         """Whether a message (or end of file) can be read without blocking."""
         self._check_closed()
         self._check_readable()
+        if self._bridge is not None:
+            return self._bridge.ready(timeout)
         if self._stash:
             return True
         conn = runtime.current().conn()
@@ -246,6 +266,7 @@ class Connection:
     # -- travelling --
     def __reduce__(self):
         self._check_closed()
+        self._stop_bridge()
         rt = runtime.current()
         if self._stash:  # put what poll() took back in front, for the next reader
             conn = rt.conn()
@@ -274,6 +295,84 @@ def Pipe(duplex: bool = True) -> tuple[Connection, Connection]:
         a, b = Connection(key, "a", True, False), Connection(key, "b", False, True)
     _acquire_local(rt, [a._end, b._end])
     return a, b
+
+
+class _FdBridge(threading.Thread):
+    """Makes a Connection waitable as a file descriptor.
+
+    The thread keeps the connection's next message fetched into its stash, and
+    one byte in a pipe while the stash is not empty.
+    """
+
+    def __init__(self, owner: Connection) -> None:
+        super().__init__(name=f"transparent_mp-fd-{owner._end}", daemon=True)
+        self.inbox = owner._inbox
+        self.stash = owner._stash
+        self.r, self.w = os.pipe()
+        self.cond = threading.Condition()
+        self.stopped = False
+        self.marked = False
+        self.error: BaseException | None = None
+        self.conn = resp.Connection(runtime.current().store_url)
+        if self.stash:
+            self._mark()
+
+    def _mark(self) -> None:
+        if not self.marked:
+            os.write(self.w, b"x")
+            self.marked = True
+
+    def run(self) -> None:
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: self.stopped or not self.stash)
+                if self.stopped:
+                    return
+            try:
+                popped = self.conn.blpop([self.inbox], 1.0)
+            except Exception as exc:
+                with self.cond:
+                    self.error = exc
+                    self._mark()
+                    self.cond.notify_all()
+                return
+            if popped is not None:
+                with self.cond:
+                    self.stash.append(popped[1])
+                    self._mark()
+                    self.cond.notify_all()
+
+    def _wait(self, timeout: float | None) -> bool:
+        ready = self.cond.wait_for(lambda: self.stash or self.error, timeout)
+        if self.error is not None and not self.stash:
+            raise self.error
+        return bool(ready)
+
+    def ready(self, timeout: float | None) -> bool:
+        with self.cond:
+            return self._wait(timeout)
+
+    def take(self, timeout: float | None) -> bytes | None:
+        with self.cond:
+            if not self._wait(timeout):
+                return None
+            item = self.stash[0]
+            if item != _EOF:
+                self.stash.popleft()
+            if not self.stash:
+                os.read(self.r, 1)
+                self.marked = False
+                self.cond.notify_all()
+            return item
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+        self.join(5)
+        os.close(self.r)
+        os.close(self.w)
+        self.conn.close()
 
 
 # -- wait() --
@@ -360,8 +459,9 @@ def wait(object_list, timeout: float | None = None) -> list:
 
     Our Connections, Process sentinels, sockets and file descriptors may be mixed.
     """
-    ours = [o for o in object_list if isinstance(o, Connection)]
-    others = [o for o in object_list if not isinstance(o, Connection)]
+    # a Connection whose fileno() was taken is waited on as a file descriptor
+    ours = [o for o in object_list if isinstance(o, Connection) and o._bridge is None]
+    others = [o for o in object_list if not any(o is c for c in ours)]
     if not ours:
         return _wait_os(others, timeout)
     for c in ours:

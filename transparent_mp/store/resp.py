@@ -265,7 +265,8 @@ class Connection:
             if chunk <= 0:
                 return None
             try:
-                reply = self.execute_blocking(chunk, "BLPOP", *keys, chunk)
+                # at least 1 ms: a BLPOP timeout that rounds to 0 would block for ever
+                reply = self.execute_blocking(chunk, "BLPOP", *keys, f"{max(chunk, 0.001):.3f}")
             except StoreUnavailable:
                 raise
             except BaseException:
