@@ -392,6 +392,9 @@ class _Waiter(threading.Thread):
             keys, timeout, done = self.requests.get()
             try:
                 done.result = self.conn.blpop(keys, timeout)
+            except resp.StoreError as exc:
+                if "UNBLOCKED" not in str(exc):  # else: wait() has what it waited for
+                    done.error = exc
             except BaseException as exc:
                 done.error = exc
             os.write(done.w, b"x")
@@ -486,7 +489,7 @@ def _wait_mixed(ours: list[Connection], others: list, timeout: float | None) -> 
         if pending.r not in ready:  # wake the waiter and take whatever it got
             conn = runtime.current().conn()
             while not _wait_os([pending.r], 0.05):
-                conn.execute("CLIENT", "UNBLOCK", waiter.client_id)
+                conn.execute("CLIENT", "UNBLOCK", waiter.client_id, "ERROR")
         os.read(pending.r, 1)
         if pending.error is not None:
             raise pending.error

@@ -225,7 +225,11 @@ class Connection:
     def execute_many(self, commands: Sequence[Sequence[Arg]]) -> list:
         """Run ``commands`` in one round trip; a server error raises :class:`StoreError`."""
         self._send(commands)
-        self._drain_deferred()
+        try:
+            self._drain_deferred()
+        except BaseException:  # an earlier command's error: this call's replies still come
+            self._unread += len(commands)
+            raise
         replies: list = []
         try:
             for _ in commands:
