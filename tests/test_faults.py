@@ -99,3 +99,30 @@ def test_worker_killed_while_idle_is_replaced(driver):
     assert second.exitcode == 0
 
 
+
+
+def test_lost_store_during_a_blocking_get_is_a_clear_error(redis_server):
+    argv, env = command("cli", ["--redis-url", redis_server.url, "blocked_get.py"])
+    proc = subprocess.Popen(argv, cwd=APPS, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "waiting\n"
+        redis_server.process.kill()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1
+    assert "StoreUnavailable" in err and "lost the connection" in err
+
+
+def test_stdlib_exception_classes_are_kept():
+    code = ("import multiprocessing as mp, multiprocessing.context as c\n"
+            "print(mp.TimeoutError is c.TimeoutError, mp.ProcessError is c.ProcessError,\n"
+            "      mp.BufferTooShort is c.BufferTooShort,\n"
+            "      mp.AuthenticationError is c.AuthenticationError,\n"
+            "      type(mp.Queue()).__module__, type(mp.Lock()).__module__)\n")
+    result = run("cli", ["-c", code])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"] * 4 + ["transparent_mp.queues",
+                                                    "transparent_mp.synchronize"]

@@ -157,6 +157,8 @@ def _remote_type(base: type) -> type:
         methods["__reduce__"] = _reduce
         methods["__module__"] = __name__
         cls = _types[base] = type(base.__name__, (base,), methods)
+        for name, method in methods.items():  # ctypes puts its own value/raw on char arrays
+            setattr(cls, name, method)
     return cls
 
 
