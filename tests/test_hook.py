@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import multiprocessing.context
 import sys
@@ -15,7 +16,8 @@ from transparent_mp.context import RemoteContext
 from transparent_mp.original import multiprocessing as original_mp
 from transparent_mp.process import Process
 
-STDLIB = {name: getattr(multiprocessing, name) for _, name, _ in hook.SUBSTITUTIONS}
+STDLIB = {(module, name): getattr(importlib.import_module(module), name)
+          for module, name, _ in hook.SUBSTITUTIONS}
 
 
 @pytest.fixture
@@ -47,16 +49,16 @@ def test_install_twice_is_a_no_op(installed):
 def test_uninstall_restores_every_original(installed):
     transparent_mp.uninstall()
     assert not hook.is_installed()
-    for name, value in STDLIB.items():
-        assert getattr(multiprocessing, name) is value
+    for (module, name), value in STDLIB.items():
+        assert getattr(sys.modules[module], name) is value
     assert not any(isinstance(f, hook._Finder) for f in sys.meta_path)
     transparent_mp.install()  # for the fixture's uninstall
 
 
 def test_originals_stay_reachable(installed):
-    assert original_mp.Process is STDLIB["Process"]
-    assert original_mp.get_context is STDLIB["get_context"]
-    assert original_mp.Queue is multiprocessing.Queue  # not replaced: the module's own
+    assert original_mp.Process is STDLIB["multiprocessing", "Process"]
+    assert original_mp.Queue is STDLIB["multiprocessing", "Queue"]
+    assert original_mp.current_process is multiprocessing.current_process  # never replaced
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
@@ -69,7 +71,8 @@ def test_every_start_method_is_remote(installed, method):
 
 
 def test_start_methods_are_the_stdlibs(installed):
-    assert multiprocessing.get_all_start_methods() == STDLIB["get_all_start_methods"]()
+    stdlib_methods = STDLIB["multiprocessing", "get_all_start_methods"]()
+    assert multiprocessing.get_all_start_methods() == stdlib_methods
     with pytest.raises(ValueError, match="cannot find context"):
         multiprocessing.get_context("threads")
 

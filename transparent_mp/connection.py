@@ -483,18 +483,20 @@ def wait(object_list, timeout: float | None = None) -> list:
 def _wait_mixed(ours: list[Connection], others: list, timeout: float | None) -> list:
     waiter = _get_waiter()
     pending = _Pending()
+    waiter.requests.put(([c._inbox for c in ours], timeout, pending))
+    ready: list = []
     try:
-        waiter.requests.put(([c._inbox for c in ours], timeout, pending))
         ready = _wait_os([*others, pending.r], timeout)
-        if pending.r not in ready:  # wake the waiter and take whatever it got
+    finally:
+        # the waiter must be done with ``pending`` before its descriptors close
+        if pending.r not in ready:
             conn = runtime.current().conn()
             while not _wait_os([pending.r], 0.05):
                 conn.execute("CLIENT", "UNBLOCK", waiter.client_id, "ERROR")
         os.read(pending.r, 1)
-        if pending.error is not None:
-            raise pending.error
-        found = [o for o in ready if o is not pending.r]
-        return _stash_popped(ours, pending.result) + found
-    finally:
         os.close(pending.r)
         os.close(pending.w)
+    if pending.error is not None:
+        raise pending.error
+    found = [o for o in ready if o is not pending.r]
+    return _stash_popped(ours, pending.result) + found

@@ -59,7 +59,10 @@ class InvocationHandle:
         self._lock = threading.Lock()
         self._exit_callbacks: list[Callable[[], None]] = []
         self.sentinel, self._sentinel_w = os.pipe()
-        self._finalizer = weakref.finalize(self, _close_fds, [self.sentinel, self._sentinel_w])
+        #: Descriptors still open; each is closed once (a number closed twice may
+        #: by then belong to someone else).
+        self._open_fds = [self.sentinel, self._sentinel_w]
+        self._finalizer = weakref.finalize(self, _close_fds, self._open_fds)
 
     # -- reported by the backend --
     def set_started(self, pid: int) -> None:
@@ -83,10 +86,7 @@ class InvocationHandle:
             self.exitcode = exitcode
             self._ended.set()
             self._started.set()
-            try:
-                os.close(self._sentinel_w)
-            except OSError:
-                pass
+            _close_fds(self._open_fds, self._sentinel_w)
 
     # -- asked by the driver --
     @property
@@ -109,8 +109,10 @@ class InvocationHandle:
         self._finalizer()
 
 
-def _close_fds(fds: list[int]) -> None:
-    for fd in fds:
+def _close_fds(fds: list[int], only: int | None = None) -> None:
+    """Close (and forget) the descriptors in ``fds``, or just ``only`` of them."""
+    for fd in [fd for fd in fds if only is None or fd == only]:
+        fds.remove(fd)
         try:
             os.close(fd)
         except OSError:
