@@ -42,6 +42,8 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
     ("multiprocessing", "Array", _CONTEXT + "Array"),
     ("multiprocessing.connection", "wait", "transparent_mp.connection:wait"),
     ("multiprocessing.heap", "BufferWrapper", "transparent_mp.heap:BufferWrapper"),
+    *(("multiprocessing.sharedctypes", name, "transparent_mp.sharedctypes:" + name)
+      for name in ("RawValue", "RawArray", "Value", "Array", "copy", "synchronized")),
 )
 
 _MODULES = frozenset(row[0] for row in SUBSTITUTIONS)

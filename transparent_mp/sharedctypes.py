@@ -32,7 +32,7 @@ from . import runtime
 from .heap import Backing
 from .synchronize import RLock
 
-__all__ = ["Array", "RawArray", "RawValue", "Value", "synchronized"]
+__all__ = ["Array", "RawArray", "RawValue", "Value", "copy", "synchronized"]
 
 typecode_to_type = _mp_sharedctypes.typecode_to_type
 
@@ -189,6 +189,16 @@ def RawArray(typecode_or_type, size_or_initializer):
         obj.__init__(*values)
 
     return _new(type_ * len(values), init)
+
+
+def copy(obj):
+    """A new shared object with the type and contents of ``obj``."""
+    ours = type(obj) in _types.values()
+    if ours:
+        _backing(obj).fetch(obj)
+    base = type(obj).__mro__[1] if ours else type(obj)
+    return _new(base, lambda new: ctypes.memmove(ctypes.addressof(new), ctypes.addressof(obj),
+                                                 ctypes.sizeof(new)))
 
 
 def _lock_for(lock):

@@ -80,7 +80,7 @@ _cache: dict = {"key": None, "data": None}
 def preparation_data() -> dict:
     """What a worker needs to import what this process has imported."""
     main = sys.modules.get("__main__")
-    key = (id(main), len(sys.modules), tuple(sys.argv))
+    key = (id(main), len(sys.modules), tuple(sys.argv), str(_log_settings()))
     if _cache["key"] == key:
         return _cache["data"]
     sources = {}
@@ -93,9 +93,19 @@ def preparation_data() -> dict:
                 sources[rel] = Path(module.__file__).read_text()
             except OSError:
                 continue
-    data = {"sys_argv": list(sys.argv), "main": _main_description(), "sources": sources}
+    data = {"sys_argv": list(sys.argv), "main": _main_description(), "sources": sources,
+            "log": _log_settings()}
     _cache.update(key=key, data=data)
     return data
+
+
+def _log_settings() -> dict:
+    """The level of multiprocessing's logger and whether it logs to stderr, as spawn passes."""
+    from multiprocessing import util
+
+    if util._logger is None:
+        return {}
+    return {"level": util._logger.getEffectiveLevel(), "to_stderr": util._log_to_stderr}
 
 
 def main_travels() -> bool:
@@ -120,6 +130,13 @@ def prepare(data: dict, root: Path) -> None:
         sys.path.insert(0, str(root))
     importlib.invalidate_caches()
     sys.argv = list(data["sys_argv"])
+    log = data.get("log") or {}
+    if log:
+        from multiprocessing import util
+
+        if log["to_stderr"]:
+            util.log_to_stderr()
+        util.get_logger().setLevel(log["level"])
     main = data["main"]
     if main is None or _main_rebuilt:
         return

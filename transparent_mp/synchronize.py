@@ -142,13 +142,16 @@ class SemLock:
         conn = runtime.current().conn()
         command = conn.script(scripts.SEM_RELEASE, [self._key, self._waiters],
                               [KEY_TTL, self._maxvalue, self._wake])
-        if self._count > 0 or self._maxvalue >= SEM_VALUE_MAX:
-            conn.send_later(command)  # held here (or unbounded): it cannot be refused
-            self._count -= self._count > 0
+        held_here = self._count > 0
+        if held_here or self._maxvalue >= SEM_VALUE_MAX:
+            # Held here (or unbounded): it cannot be refused. Local state first, as
+            # the stdlib does: the next owner may be a thread of this process.
+            self._count -= held_here
+            if self._count == 0:
+                self._owner = None
+            conn.send_later(command)
         else:
             conn.execute(*command)
-        if self._count == 0:
-            self._owner = None
 
     def __enter__(self) -> bool:
         return self.acquire()
