@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import multiprocessing.util  # registers its atexit hook before ours: ours must run first
 import os
 import secrets
 import sys
@@ -149,7 +150,6 @@ class Runtime:
 
     def shutdown(self) -> None:
         """End the run: children, workers, keys and (for the driver) the server."""
-        import multiprocessing.util
         from multiprocessing.process import active_children
 
         if self.interrupted:

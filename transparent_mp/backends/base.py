@@ -112,7 +112,10 @@ class InvocationHandle:
 def _close_fds(fds: list[int], only: int | None = None) -> None:
     """Close (and forget) the descriptors in ``fds``, or just ``only`` of them."""
     for fd in [fd for fd in fds if only is None or fd == only]:
-        fds.remove(fd)
+        try:
+            fds.remove(fd)
+        except ValueError:  # closed by another thread meanwhile
+            continue
         try:
             os.close(fd)
         except OSError:

@@ -68,6 +68,7 @@ class EmbeddedServer:
         self.process = popen_bound_to_parent(
             [redis_server_executable(), str(conf)], sig=signal.SIGKILL,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C at the terminal is for the app, not the store
         )
         self.url = f"unix://{self.socket}?password={quote(self.password)}"
         self._wait_ready()
