@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
 import pytest
 
 from transparent_mp.process import Process
-from transparent_mp.store import scripts
 from transparent_mp.queues import Queue
+from transparent_mp.store import scripts
 from transparent_mp.synchronize import (
     Barrier,
     BoundedSemaphore,
@@ -134,7 +135,7 @@ def test_condition_wait_timeout_and_notify(driver):
     with cond:  # every waiter is inside wait() once we hold the lock again
         cond.notify()
     assert results.get(timeout=30) is True
-    with pytest.raises(Exception):
+    with pytest.raises(queue.Empty):
         results.get(timeout=0.3)  # notify() woke exactly one
     with cond:
         cond.notify_all()
