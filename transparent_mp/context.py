@@ -103,6 +103,11 @@ class RemoteContext(_mp_context.BaseContext):
 
         return SimpleQueue(ctx=self)
 
+    def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None):
+        from .pool import Pool
+
+        return Pool(processes, initializer, initargs, maxtasksperchild, context=self)
+
     def RawValue(self, typecode_or_type, *args):
         from .sharedctypes import RawValue
 

@@ -36,6 +36,8 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
     ("multiprocessing", "Queue", _CONTEXT + "Queue"),
     ("multiprocessing", "JoinableQueue", _CONTEXT + "JoinableQueue"),
     ("multiprocessing", "SimpleQueue", _CONTEXT + "SimpleQueue"),
+    ("multiprocessing", "Pool", _CONTEXT + "Pool"),
+    ("multiprocessing.pool", "Pool", "transparent_mp.pool:Pool"),
     ("multiprocessing", "RawValue", _CONTEXT + "RawValue"),
     ("multiprocessing", "RawArray", _CONTEXT + "RawArray"),
     ("multiprocessing", "Value", _CONTEXT + "Value"),
@@ -47,7 +49,11 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 _MODULES = frozenset(row[0] for row in SUBSTITUTIONS)
+#: Our modules that replacements come from: a row waits for its module to finish
+#: importing when that module is what imported the patched one.
+_TARGETS = frozenset(row[2].partition(":")[0] for row in SUBSTITUTIONS)
 _originals: dict[tuple[str, str], object] = {}
+_pending: list[tuple[str, str, str]] = []
 _lock = threading.RLock()
 _finder: _Finder | None = None
 _busy = threading.local()
@@ -61,15 +67,37 @@ def _resolve(target: str) -> object:
     return obj
 
 
+def _initializing(module_name: str) -> bool:
+    module = sys.modules.get(module_name)
+    return module is not None and getattr(module.__spec__, "_initializing", False)
+
+
+def _apply(module: ModuleType, name: str, target: str) -> None:
+    key = (module.__name__, name)
+    if key not in _originals:
+        _originals[key] = getattr(module, name, None)
+    setattr(module, name, _resolve(target))
+
+
 def _patch(module: ModuleType) -> None:
     with _lock:
-        for module_name, name, target in SUBSTITUTIONS:
+        for row in SUBSTITUTIONS:
+            module_name, name, target = row
             if module_name != module.__name__:
                 continue
-            key = (module_name, name)
-            if key not in _originals:
-                _originals[key] = getattr(module, name, None)
-            setattr(module, name, _resolve(target))
+            if _initializing(target.partition(":")[0]):
+                _pending.append(row)  # applied when that module has finished importing
+            else:
+                _apply(module, name, target)
+
+
+def _apply_pending() -> None:
+    with _lock:
+        for row in list(_pending):
+            module_name, name, target = row
+            if not _initializing(target.partition(":")[0]) and module_name in sys.modules:
+                _pending.remove(row)
+                _apply(sys.modules[module_name], name, target)
 
 
 class _PatchingLoader(importlib.abc.Loader):
@@ -87,7 +115,9 @@ class _PatchingLoader(importlib.abc.Loader):
             module.__spec__.loader = self._loader
         self._loader.exec_module(module)
         if _finder is not None:
-            _patch(module)
+            if module.__name__ in _MODULES:
+                _patch(module)
+            _apply_pending()
 
     def __getattr__(self, name: str):
         return getattr(self._loader, name)
@@ -97,7 +127,8 @@ class _Finder(importlib.abc.MetaPathFinder):
     """Finds the real spec of a patched module and wraps its loader."""
 
     def find_spec(self, fullname, path, target=None):
-        if fullname not in _MODULES or getattr(_busy, "name", None) == fullname:
+        if (fullname not in _MODULES and fullname not in _TARGETS) or \
+                getattr(_busy, "name", None) == fullname:
             return None
         _busy.name = fullname
         try:
@@ -144,6 +175,7 @@ def uninstall() -> None:
             if module is not None:
                 setattr(module, name, value)
         _originals.clear()
+        _pending.clear()
 
 
 def is_installed() -> bool:

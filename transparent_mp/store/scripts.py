@@ -195,5 +195,36 @@ redis.call('EXPIRE', KEYS[2], ARGV[1])
 return 0
 """)
 
-ALL = (PIPE_SEND, RELEASE_ENDS, HOLD_ENDS, SEM_ACQUIRE, SEM_RELEASE, NOTIFY, CANCEL_WAIT, EVENT_SET,
+#: KEYS: tasks, the worker's in-flight list. ARGV: ttl, pool size, most to take.
+#: Moves up to a fair share of the waiting tasks (at least one) to in-flight.
+PULL = Script("pull", """
+local waiting = redis.call('LLEN', KEYS[1])
+if waiting == 0 then return {} end
+local n = math.max(1, math.min(tonumber(ARGV[3]), math.floor(waiting / tonumber(ARGV[2]))))
+local items = redis.call('LPOP', KEYS[1], n)
+redis.call('RPUSH', KEYS[2], unpack(items))
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return items
+""")
+
+#: KEYS: results, the worker's in-flight list. ARGV: ttl, result, the task it answers.
+#: The result is published and the task leaves in-flight in one step: exactly once.
+COMPLETE = Script("complete", """
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('LREM', KEYS[2], 1, ARGV[3])
+return 1
+""")
+
+#: KEYS: a gone worker's in-flight list, tasks. ARGV: ttl. Its tasks go back in front.
+REQUEUE = Script("requeue", """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+if #items == 0 then return 0 end
+for i = #items, 1, -1 do redis.call('LPUSH', KEYS[2], items[i]) end
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[1])
+return #items
+""")
+
+ALL = (PULL, COMPLETE, REQUEUE, PIPE_SEND, RELEASE_ENDS, HOLD_ENDS, SEM_ACQUIRE, SEM_RELEASE, NOTIFY, CANCEL_WAIT, EVENT_SET,
        EVENT_WAIT, BOUNDED_PUT, MADE_ROOM, TASK_DONE, JOIN_WAIT)
