@@ -23,6 +23,7 @@ import os
 import pickle
 import queue
 import threading
+import warnings
 from multiprocessing import pool as _mp_pool
 from multiprocessing import util
 
@@ -85,24 +86,203 @@ def _pool_worker(key: str, size: int, initializer, initargs, maxtasks: int | Non
                 if wrap_exception and func is not _mp_pool._helper_reraises_exception:
                     exc = _mp_pool.ExceptionWithTraceback(exc, exc.__traceback__)
                 result = (False, exc)
-            try:
-                body = dumps_unsigned((job, i, result))
+            try:  # results are pickled as the stdlib pickles them (no lambdas)
+                body = pickle.dumps((job, i, result), protocol=5)
             except Exception as exc:
                 wrapped = MaybeEncodingError(exc, result[1])
-                body = dumps_unsigned((job, i, (False, wrapped)))
+                body = pickle.dumps((job, i, (False, wrapped)), protocol=5)
             conn.send_later(conn.script(scripts.COMPLETE, [results, inflight],
                                         [KEY_TTL, (rt.tag(body), body), item]))
             done += 1
 
 
-class _Notifier:
-    """The ``notifier`` the stdlib's result cache calls when it empties."""
+def _chunks(func, iterable, size: int):
+    """(func, tuple of up to ``size`` items) for each chunk of ``iterable``."""
+    it = iter(iterable)
+    while chunk := tuple(itertools.islice(it, size)):
+        yield func, chunk
 
-    def __init__(self, pool: Pool) -> None:
-        self.pool = pool
+
+class _Notifier:
+    """What the stdlib's result cache calls (``put(None)``) when it empties."""
+
+    def __init__(self, core: _Core) -> None:
+        self.core = core
 
     def put(self, _obj: object) -> None:
-        self.pool._cache_emptied()
+        self.core.cache_emptied()
+
+
+class _Core:
+    """A pool's engine: its workers, its three threads and its result cache.
+
+    The threads hold the core, never the :class:`Pool`, so an unclosed pool can
+    be garbage-collected (with the stdlib's ResourceWarning) and shut down.
+    """
+
+    def __init__(self, processes: int, initializer, initargs, maxtasks: int | None,
+                 wrap_exception: bool) -> None:
+        self.state = RUN
+        self.processes = processes
+        self.worker_args = (processes, initializer, initargs, maxtasks, wrap_exception)
+        rt = runtime.current()
+        self.key = rt.namespace.key("pool", rt.new_invocation_id())
+        self.tasks, self.results = self.key + ":tasks", self.key + ":results"
+        rt.conn().execute("SET", self.key + ":running", 1, "EX", KEY_TTL)
+        self._cache = _mp_pool._PoolCache(notifier=_Notifier(self))
+        self.delivered: dict[int, set[int]] = {}
+        self.lock = threading.Condition()
+        self.outstanding = 0  # chunks in the store, not answered yet
+        self.max_outstanding = max(64, 16 * processes)
+        self.taskqueue: queue.SimpleQueue = queue.SimpleQueue()
+        self.workers: list[Process] = []
+        self.inflight_keys: list[str] = []  # of every worker ever started
+        self.wake_r, self.wake_w = os.pipe()
+        self.repopulate()
+        self.threads = [threading.Thread(target=target, name=f"transparent_mp-pool-{name}",
+                                         daemon=True)
+                        for name, target in (("tasks", self.feed_tasks),
+                                             ("results", self.receive_results),
+                                             ("workers", self.watch_workers))]
+        for thread in self.threads:
+            thread.start()
+
+    # -- workers --
+    def inflight(self, worker: Process) -> str:
+        return f"{self.key}:inflight:{worker._popen.token}"
+
+    def repopulate(self) -> None:
+        """Reap workers that ended (requeueing what they held) and start new ones."""
+        conn = runtime.current().conn()
+        for worker in [w for w in self.workers if w.exitcode is not None]:
+            worker.join()
+            self.workers.remove(worker)
+            conn.run(scripts.REQUEUE, [self.inflight(worker), self.tasks], [KEY_TTL])
+        wanted = self.state == RUN or (self.state == CLOSE and self._cache)
+        while wanted and len(self.workers) < self.processes:
+            worker = Process(target=_pool_worker, args=(self.key, *self.worker_args),
+                             name=f"PoolWorker-{next(_worker_counter)}", daemon=True)
+            worker.start()
+            self.workers.append(worker)
+            self.inflight_keys.append(self.inflight(worker))
+
+    def watch_workers(self) -> None:
+        while self.state != TERMINATE and (self.state == RUN or self.workers):
+            ready = wait([*(w.sentinel for w in self.workers), self.wake_r], None)
+            if self.wake_r in ready:
+                os.read(self.wake_r, 1)
+            if self.state != TERMINATE:
+                self.repopulate()
+
+    # -- tasks --
+    def submit(self, job: int, tasks, set_length=None) -> None:
+        """Queue ``tasks`` (an iterable of (job, i, func, args, kwds)) for the feeder."""
+        self.taskqueue.put((job, tasks, set_length))
+
+    def feed_tasks(self) -> None:
+        """Put each job's chunks into the store, never too far ahead of the workers."""
+        rt = runtime.current()
+        while True:
+            job, tasks, set_length = self.taskqueue.get()
+            if tasks is None or not self.feed_job(rt, job, tasks, set_length):
+                return
+
+    def feed_job(self, rt: runtime.Runtime, job: int, tasks, set_length) -> bool:
+        count = 0
+        try:
+            for task in tasks:
+                if self.state == TERMINATE:
+                    return False
+                self.push(rt, task)
+                count += 1
+        except Exception as exc:  # the iterable itself failed: the job fails there
+            entry = self._cache.get(job)
+            if entry is not None:
+                entry._set(count, (False, exc))
+            count += 1
+        if set_length is not None:
+            set_length(count)
+        return True
+
+    def push(self, rt: runtime.Runtime, task: tuple) -> None:
+        try:
+            body = dumps_unsigned(task)
+        except Exception as exc:  # as the stdlib: the job gets the pickling error
+            entry = self._cache.get(task[0])
+            if entry is not None:
+                entry._set(task[1], (False, exc))
+            return
+        with self.lock:
+            self.lock.wait_for(lambda: self.outstanding < self.max_outstanding
+                               or self.state == TERMINATE)
+            self.outstanding += 1
+        rt.conn().send_later(("RPUSH", self.tasks, (rt.tag(body), body)),
+                             ("EXPIRE", self.tasks, KEY_TTL))
+
+    # -- results --
+    def receive_results(self) -> None:
+        rt = runtime.current()
+        conn = rt.conn()
+        while True:
+            popped = conn.blpop([self.results], None)
+            for item in [popped[1], *(conn.execute("LPOP", self.results, 512) or [])]:
+                if item == b"-":
+                    return
+                if item:  # empty: a worker acknowledged its stop
+                    self.deliver(*pickle.loads(rt.verify(item)))
+
+    def deliver(self, job: int, i: int, result: tuple) -> None:
+        with self.lock:
+            self.outstanding -= 1
+            self.lock.notify_all()
+        delivered = self.delivered.setdefault(job, set())
+        if i in delivered:
+            return  # already delivered: each result counts once
+        delivered.add(i)
+        entry = self._cache.get(job)
+        if entry is not None:
+            entry._set(i, result)
+        if job not in self._cache:
+            self.delivered.pop(job, None)
+
+    def cache_emptied(self) -> None:
+        if self.state == CLOSE:
+            self.stop_workers()
+
+    # -- ending --
+    def stop_workers(self) -> None:
+        """Tell each worker to leave once the queue ahead of it is done."""
+        self.taskqueue.put((None, None, None))
+        rt = runtime.current()
+        body = dumps_unsigned((_STOP, 0, None, (), {}))
+        item = (rt.tag(body), body)
+        rt.conn().execute_many([("RPUSH", self.tasks, *([item] * len(self.workers))),
+                                ("EXPIRE", self.tasks, KEY_TTL),
+                                ("DEL", self.key + ":running")])
+
+    def shutdown(self) -> None:
+        """Stop workers and threads, delete the pool's keys (terminate, join, or GC)."""
+        self.state = TERMINATE
+        with self.lock:
+            self.lock.notify_all()
+        self.taskqueue.put((None, None, None))
+        for worker in list(self.workers):
+            if worker.exitcode is None:
+                worker.terminate()
+        for worker in list(self.workers):
+            worker.join()
+        try:
+            runtime.current().conn().execute_many([
+                ("DEL", self.key + ":running", self.tasks, *self.inflight_keys),
+                ("RPUSH", self.results, b"-")])
+            os.write(self.wake_w, b"x")
+        except (OSError, ValueError):
+            pass  # the store is gone already (interpreter exit)
+        for thread in self.threads:
+            if thread is not threading.current_thread():
+                thread.join(10)
+        os.close(self.wake_r)
+        os.close(self.wake_w)
 
 
 class Pool:
@@ -112,7 +292,6 @@ class Pool:
 
     def __init__(self, processes: int | None = None, initializer=None, initargs=(),
                  maxtasksperchild: int | None = None, context=None) -> None:
-        self._state = RUN
         if processes is None:
             processes = config.settings().concurrency
         if processes < 1:
@@ -123,140 +302,28 @@ class Pool:
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         self._processes = processes
-        self._initializer, self._initargs = initializer, initargs
-        self._maxtasksperchild = maxtasksperchild
-        rt = runtime.current()
-        self._key = rt.namespace.key("pool", rt.new_invocation_id())
-        self._tasks, self._results = self._key + ":tasks", self._key + ":results"
-        rt.conn().execute("SET", self._key + ":running", 1, "EX", KEY_TTL)
-        self._cache = _mp_pool._PoolCache(notifier=_Notifier(self))
-        self._delivered: dict[int, set[int]] = {}
-        self._lock = threading.Condition()
-        self._outstanding = 0  # chunks in the store, not answered yet
-        self._max_outstanding = max(64, 16 * processes)
-        self._taskqueue: queue.SimpleQueue = queue.SimpleQueue()
-        self._pool: list[Process] = []
-        self._inflight_keys: list[str] = []  # of every worker ever started
-        self._wake_r, self._wake_w = os.pipe()
-        for _ in range(processes):
-            self._start_worker()
-        self._threads = [
-            threading.Thread(target=self._feed_tasks, name="transparent_mp-pool-tasks",
-                             daemon=True),
-            threading.Thread(target=self._receive_results, name="transparent_mp-pool-results",
-                             daemon=True),
-            threading.Thread(target=self._watch_workers, name="transparent_mp-pool-workers",
-                             daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-        self._finalizer = util.Finalize(self, Pool._shutdown, args=(
-            self._key, self._pool, self._inflight_keys, self._taskqueue, self._wake_w),
-            exitpriority=15)
+        self._core = _Core(processes, initializer, initargs, maxtasksperchild,
+                           self._wrap_exception)
+        self._finalizer = util.Finalize(self, _Core.shutdown, args=(self._core,),
+                                        exitpriority=15)
 
-    # -- workers --
-    def _start_worker(self) -> None:
-        worker = Process(target=_pool_worker, name=f"PoolWorker-{next(_worker_counter)}",
-                         args=(self._key, self._processes, self._initializer, self._initargs,
-                               self._maxtasksperchild, self._wrap_exception), daemon=True)
-        worker.start()
-        self._pool.append(worker)
-        self._inflight_keys.append(self._inflight(worker))
+    @property
+    def _state(self) -> str:
+        return self._core.state
 
-    def _inflight(self, worker: Process) -> str:
-        return f"{self._key}:inflight:{worker._popen.token}"
+    @property
+    def _pool(self) -> list[Process]:
+        return self._core.workers
 
-    def _watch_workers(self) -> None:
-        """Replace workers that ended, putting what they had in flight back in the queue."""
-        conn = None
-        while self._state != TERMINATE and (self._state == RUN or self._pool):
-            sentinels = [w.sentinel for w in self._pool]
-            ready = wait([*sentinels, self._wake_r], None)
-            if self._wake_r in ready:
-                os.read(self._wake_r, 1)
-            conn = conn or runtime.current().conn()
-            for worker in [w for w in self._pool if w.sentinel in ready]:
-                worker.join()
-                self._pool.remove(worker)
-                conn.run(scripts.REQUEUE, [self._inflight(worker), self._tasks], [KEY_TTL])
-                if self._state != TERMINATE and (self._state == RUN or self._cache):
-                    self._start_worker()
+    @property
+    def _cache(self):
+        return self._core._cache
 
-    # -- tasks --
-    def _feed_tasks(self) -> None:
-        """Put the chunks of each job into the store, never too far ahead of the workers."""
-        rt = runtime.current()
-        while True:
-            job, tasks, set_length = self._taskqueue.get()
-            if tasks is None:
-                return
-            count = 0
-            try:
-                for task in tasks:
-                    if self._state == TERMINATE:
-                        return
-                    self._put(rt, task)
-                    count += 1
-            except Exception as exc:  # the iterable itself failed: the job fails there
-                entry = self._cache.get(job)
-                if entry is not None:
-                    entry._set(count, (False, exc))
-                count += 1
-            if set_length is not None:
-                set_length(count)
+    def _repopulate_pool(self) -> None:
+        self._core.repopulate()
 
-    def _put(self, rt: runtime.Runtime, task: tuple) -> None:
-        try:
-            body = dumps_unsigned(task)
-        except Exception as exc:  # as the stdlib: the job gets the pickling error
-            entry = self._cache.get(task[0])
-            if entry is not None:
-                entry._set(task[1], (False, exc))
-            return
-        with self._lock:
-            self._lock.wait_for(lambda: self._outstanding < self._max_outstanding
-                                or self._state == TERMINATE)
-            self._outstanding += 1
-        rt.conn().send_later(("RPUSH", self._tasks, (rt.tag(body), body)),
-                             ("EXPIRE", self._tasks, KEY_TTL))
-
-    def _submit(self, job: int, tasks, set_length=None) -> None:
-        """Queue ``tasks`` (an iterable of (job, i, func, args, kwds)) for the feeder."""
-        self._taskqueue.put((job, tasks, set_length))
-
-    # -- results --
-    def _receive_results(self) -> None:
-        rt = runtime.current()
-        conn = rt.conn()
-        while True:
-            popped = conn.blpop([self._results], None)
-            items = [popped[1], *(conn.execute("LPOP", self._results, 512) or [])]
-            for item in items:
-                if item == b"":
-                    continue  # a worker acknowledged its stop
-                if item == b"-":
-                    return
-                job, i, result = pickle.loads(rt.verify(item))
-                with self._lock:
-                    self._outstanding -= 1
-                    self._lock.notify_all()
-                delivered = self._delivered.setdefault(job, set())
-                if i in delivered:
-                    continue
-                delivered.add(i)
-                entry = self._cache.get(job)
-                if entry is not None:
-                    entry._set(i, result)
-                if job not in self._cache:
-                    self._delivered.pop(job, None)
-
-    def _cache_emptied(self) -> None:
-        if self._state == CLOSE:
-            self._stop_workers()
-
-    # -- the stdlib API --
     def _check_running(self) -> None:
-        if self._state != RUN:
+        if self._core.state != RUN:
             raise ValueError("Pool not running")
 
     def apply(self, func, args=(), kwds={}):  # noqa: B006  (the stdlib's signature)
@@ -265,8 +332,8 @@ class Pool:
     def apply_async(self, func, args=(), kwds={}, callback=None,  # noqa: B006
                     error_callback=None):
         self._check_running()
-        result = ApplyResult(self, callback, error_callback)
-        self._submit(result._job, [(result._job, 0, func, args, kwds)])
+        result = ApplyResult(self._core, callback, error_callback)
+        self._core.submit(result._job, [(result._job, 0, func, args, kwds)])
         return result
 
     def map(self, func, iterable, chunksize=None):
@@ -288,16 +355,16 @@ class Pool:
         if not hasattr(iterable, "__len__"):
             iterable = list(iterable)
         if chunksize is None:
-            chunksize, extra = divmod(len(iterable), len(self._pool) * 4 or 1)
+            chunksize, extra = divmod(len(iterable), self._processes * 4)
             if extra:
                 chunksize += 1
         if len(iterable) == 0:
             chunksize = 0
-        batches = _mp_pool.Pool._get_tasks(func, iterable, chunksize)
-        result = MapResult(self, chunksize, len(iterable), callback,
+        result = MapResult(self._core, chunksize, len(iterable), callback,
                            error_callback=error_callback)
-        self._submit(result._job,
-                     ((result._job, i, mapper, (batch,), {}) for i, batch in enumerate(batches)))
+        batches = _chunks(func, iterable, chunksize) if chunksize else ()
+        self._core.submit(result._job, ((result._job, i, mapper, (batch,), {})
+                                        for i, batch in enumerate(batches)))
         return result
 
     def imap(self, func, iterable, chunksize=1):
@@ -310,69 +377,34 @@ class Pool:
         self._check_running()
         if chunksize < 1:
             raise ValueError(f"Chunksize must be 1+, not {chunksize:n}")
-        result = kind(self)
+        result = kind(self._core)
+        job = result._job
         if chunksize == 1:
-            tasks = ((result._job, i, func, (x,), {}) for i, x in enumerate(iterable))
-            self._submit(result._job, tasks, result._set_length)
+            tasks = ((job, i, func, (x,), {}) for i, x in enumerate(iterable))
+            self._core.submit(job, tasks, result._set_length)
             return result
-        batches = _mp_pool.Pool._get_tasks(func, iterable, chunksize)
-        tasks = ((result._job, i, mapstar, (batch,), {}) for i, batch in enumerate(batches))
-        self._submit(result._job, tasks, result._set_length)
+        batches = _chunks(func, iterable, chunksize)
+        tasks = ((job, i, mapstar, (batch,), {}) for i, batch in enumerate(batches))
+        self._core.submit(job, tasks, result._set_length)
         return (item for chunk in result for item in chunk)
 
     def close(self) -> None:
-        if self._state == RUN:
-            self._state = CLOSE
-            if not self._cache:
-                self._stop_workers()
-
-    def _stop_workers(self) -> None:
-        self._taskqueue.put((None, None, None))
-        self._submit_stops()
-
-    def _submit_stops(self) -> None:
-        rt = runtime.current()
-        body = dumps_unsigned((_STOP, 0, None, (), {}))
-        item = (rt.tag(body), body)
-        rt.conn().execute_many([("RPUSH", self._tasks, *([item] * len(self._pool))),
-                                ("EXPIRE", self._tasks, KEY_TTL),
-                                ("DEL", self._key + ":running")])
+        core = self._core
+        if core.state == RUN:
+            core.state = CLOSE
+            if not core._cache:
+                core.stop_workers()
 
     def terminate(self) -> None:
-        self._state = TERMINATE
-        with self._lock:
-            self._lock.notify_all()
         self._finalizer()
 
     def join(self) -> None:
-        if self._state == RUN:
+        if self._core.state == RUN:
             raise ValueError("Pool is still running")
-        if self._state not in (CLOSE, TERMINATE):
+        if self._core.state not in (CLOSE, TERMINATE):
             raise ValueError("In unknown state")
-        for worker in list(self._pool):
-            worker.join()
-        self._finalizer()  # the workers are done: stop the threads, free the keys
-        for thread in self._threads:
-            thread.join()
-
-    @staticmethod
-    def _shutdown(key: str, workers: list[Process], inflight_keys: list[str], taskqueue,
-                  wake_w: int) -> None:
-        """Stop workers and threads and delete the pool's keys (terminate, join, or the
-        pool object is gone)."""
-        taskqueue.put((None, None, None))
-        for worker in list(workers):
-            if worker.exitcode is None:
-                worker.terminate()
-        for worker in list(workers):
-            worker.join()
-        try:
-            conn = runtime.current().conn()
-            conn.execute_many([("DEL", key + ":running", key + ":tasks", *inflight_keys),
-                               ("RPUSH", key + ":results", b"-")])
-            os.write(wake_w, b"x")
-        except (OSError, ValueError):
-            pass
+        self._core.threads[2].join()  # the watcher ends when the last worker has left
+        self._finalizer()
 
     def __enter__(self) -> Pool:
         self._check_running()
@@ -381,6 +413,12 @@ class Pool:
     def __exit__(self, *exc: object) -> None:
         self.terminate()
 
+    def __del__(self, _warn=warnings.warn) -> None:
+        core = getattr(self, "_core", None)
+        if core is not None and core.state == RUN:
+            _warn(f"unclosed running multiprocessing pool {self!r}", ResourceWarning,
+                  source=self)
+
     def __repr__(self) -> str:
         return (f"<{type(self).__module__}.{type(self).__qualname__} "
-                f"state={self._state} pool_size={len(self._pool)}>")
+                f"state={self._core.state} pool_size={len(self._core.workers)}>")
