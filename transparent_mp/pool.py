@@ -311,6 +311,10 @@ class Pool:
     def _state(self) -> str:
         return self._core.state
 
+    @_state.setter
+    def _state(self, state: str) -> None:
+        self._core.state = state
+
     @property
     def _pool(self) -> list[Process]:
         return self._core.workers

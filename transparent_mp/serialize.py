@@ -44,6 +44,12 @@ class Pickler(cloudpickle.Pickler):
     """cloudpickle, but ``__main__`` names go by reference when main travels."""
 
     def reducer_override(self, obj):
+        if isinstance(obj, types.MethodType):
+            # As the stdlib pickles a bound method: its object and its name. (cloudpickle
+            # would ship a classmethod's code by value, losing its source lines.)
+            name = obj.__func__.__name__
+            if getattr(obj.__self__, name, None) == obj:
+                return getattr, (obj.__self__, name)
         if (
             isinstance(obj, (type, types.FunctionType))
             and getattr(obj, "__module__", None) == "__main__"
