@@ -1,0 +1,161 @@
+"""Pool: the stdlib's API and semantics on remote workers, and surviving dead workers."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from multiprocessing import TimeoutError as MPTimeoutError
+from multiprocessing.pool import MaybeEncodingError, RemoteTraceback
+
+import pytest
+
+from transparent_mp.pool import Pool
+
+GLOBAL = "as in the source"
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def fail(x: int) -> None:
+    raise KeyError(f"no {x}")
+
+
+def slow_square(x: int, delay: float = 0.002) -> int:
+    time.sleep(delay)
+    return x * x
+
+
+def set_global(value: str) -> None:
+    global GLOBAL
+    GLOBAL = value
+
+
+def read_global(_: object) -> str:
+    return GLOBAL
+
+
+def worker_pid(_: object) -> int:
+    return os.getpid()
+
+
+def unpicklable_result(_: object):
+    return lambda: 42
+
+
+@pytest.fixture
+def pool(driver):
+    with Pool(2) as p:
+        yield p
+
+
+def test_map_starmap_apply(pool):
+    assert pool.map(square, range(100)) == [x * x for x in range(100)]
+    assert pool.map(square, range(10), chunksize=1) == [x * x for x in range(10)]
+    assert pool.map(square, []) == []
+    assert pool.starmap(add, [(1, 2), (3, 4)]) == [3, 7]
+    assert pool.apply(add, (2, 3)) == 5
+    assert pool.apply(add, (), {"a": 1, "b": 1}) == 2
+
+
+def test_async_results_and_callbacks(pool):
+    got, errors = [], []
+    r = pool.map_async(square, range(5), callback=got.append)
+    assert r.get(30) == [0, 1, 4, 9, 16] and r.ready() and r.successful()
+    assert got == [[0, 1, 4, 9, 16]]
+    e = pool.apply_async(fail, (3,), error_callback=errors.append)
+    e.wait(30)
+    assert e.ready() and not e.successful()
+    assert isinstance(errors[0], KeyError)
+
+
+def test_get_timeout_leaves_the_job_running(pool):
+    r = pool.apply_async(slow_square, (7, 0.5))
+    with pytest.raises(MPTimeoutError):
+        r.get(0.05)
+    assert r.get(30) == 49
+
+
+def test_exception_carries_the_remote_traceback(pool):
+    with pytest.raises(KeyError, match="no 5") as info:
+        pool.apply(fail, (5,))
+    cause = info.value.__cause__
+    assert isinstance(cause, RemoteTraceback)
+    assert 'raise KeyError(f"no {x}")' in cause.tb
+
+
+def test_unpicklable_result_is_an_error_not_a_hang(pool):
+    with pytest.raises(MaybeEncodingError):
+        pool.apply_async(unpicklable_result, (1,)).get(30)
+    assert pool.apply(square, (3,)) == 9  # and the pool goes on
+
+
+def test_imap_consumes_an_infinite_generator_lazily(driver):
+    with Pool(2) as p:  # as in the stdlib, the endless job keeps its pool's feeder busy
+        infinite = p.imap(square, itertools.count())
+        assert [next(infinite) for _ in range(50)] == [x * x for x in range(50)]
+
+
+def test_imap_is_ordered_and_imap_unordered_is_not(pool):
+    assert list(pool.imap(square, range(20), chunksize=3)) == [x * x for x in range(20)]
+    delays = [0.4, 0.0, 0.0, 0.0]
+    results = list(pool.imap_unordered(_delayed, list(enumerate(delays))))
+    assert sorted(results) == [0, 1, 2, 3]
+    assert results[-1] == 0  # the slow first task came last
+
+
+def _delayed(pair):
+    index, delay = pair
+    time.sleep(delay)
+    return index
+
+
+def test_initializer_sets_a_global_its_tasks_see(driver):
+    with Pool(2, initializer=set_global, initargs=("set by the initializer",)) as p:
+        assert set(p.map(read_global, range(20), chunksize=1)) == {"set by the initializer"}
+
+
+def test_maxtasksperchild_replaces_workers(driver):
+    with Pool(2, maxtasksperchild=3) as p:
+        pids = p.map(worker_pid, range(30), chunksize=1)
+    assert len(set(pids)) >= 10  # 30 tasks, at most 3 per worker
+
+
+def test_closed_pool_refuses_work(driver):
+    p = Pool(2)
+    assert p.map(square, [2]) == [4]
+    with pytest.raises(ValueError, match="still running"):
+        p.join()
+    p.close()
+    with pytest.raises(ValueError, match="Pool not running"):
+        p.apply_async(square, (1,))
+    p.join()
+    assert p._pool == []
+
+
+def test_killed_workers_lose_no_task(driver):
+    """Workers killed in the middle of a map of thousands of tasks: exact results."""
+    with Pool(2) as p:
+        result = p.starmap_async(slow_square, ((x, 0.0005) for x in range(3000)), chunksize=5)
+        for _ in range(2):
+            time.sleep(0.3)
+            for pid in [w.pid for w in p._pool]:
+                os.kill(pid, signal.SIGKILL)
+        assert result.get(120) == [x * x for x in range(3000)]
+        assert len(p._pool) == 2  # replaced
+
+
+def test_context_manager_terminates(driver):
+    with Pool(1) as p:
+        workers = list(p._pool)
+        p.apply_async(slow_square, (1, 30))
+    for w in workers:
+        w.join(30)
+        assert w.exitcode == -signal.SIGTERM
