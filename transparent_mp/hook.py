@@ -44,6 +44,9 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
     ("multiprocessing", "Array", _CONTEXT + "Array"),
     ("multiprocessing.connection", "wait", "transparent_mp.connection:wait"),
     ("multiprocessing.heap", "BufferWrapper", "transparent_mp.heap:BufferWrapper"),
+    ("concurrent.futures", "ProcessPoolExecutor", "transparent_mp.futures:ProcessPoolExecutor"),
+    ("concurrent.futures.process", "ProcessPoolExecutor",
+     "transparent_mp.futures:ProcessPoolExecutor"),
     *(("multiprocessing.sharedctypes", name, "transparent_mp.sharedctypes:" + name)
       for name in ("RawValue", "RawArray", "Value", "Array", "copy", "synchronized")),
 )

@@ -54,7 +54,7 @@ _worker_counter = itertools.count(1)
 
 
 def _pool_worker(key: str, size: int, initializer, initargs, maxtasks: int | None,
-                 wrap_exception: bool) -> None:
+                 wrap_exception: bool, most_pulled: int = _MOST_PULLED) -> None:
     """The loop of one worker: pull chunks, run them, publish each result."""
     rt = runtime.current()
     tasks, results = key + ":tasks", key + ":results"
@@ -64,7 +64,7 @@ def _pool_worker(key: str, size: int, initializer, initargs, maxtasks: int | Non
     done = 0
     while maxtasks is None or done < maxtasks:
         conn = rt.conn()
-        room = _MOST_PULLED if maxtasks is None else min(_MOST_PULLED, maxtasks - done)
+        room = most_pulled if maxtasks is None else min(most_pulled, maxtasks - done)
         items = conn.run(scripts.PULL, [tasks, inflight], [KEY_TTL, size, room])
         if not items:
             item = conn.execute_blocking(_IDLE_CHECK, "BLMOVE", tasks, inflight, "LEFT", "RIGHT",
@@ -121,10 +121,11 @@ class _Core:
     """
 
     def __init__(self, processes: int, initializer, initargs, maxtasks: int | None,
-                 wrap_exception: bool) -> None:
+                 wrap_exception: bool, most_pulled: int = _MOST_PULLED) -> None:
         self.state = RUN
         self.processes = processes
-        self.worker_args = (processes, initializer, initargs, maxtasks, wrap_exception)
+        self.worker_args = (processes, initializer, initargs, maxtasks, wrap_exception,
+                            most_pulled)
         rt = runtime.current()
         self.key = rt.namespace.key("pool", rt.new_invocation_id())
         self.tasks, self.results = self.key + ":tasks", self.key + ":results"
@@ -135,6 +136,8 @@ class _Core:
         self.outstanding = 0  # chunks in the store, not answered yet
         self.max_outstanding = max(64, 16 * processes)
         self.taskqueue: queue.SimpleQueue = queue.SimpleQueue()
+        #: Stored items of jobs that may be withdrawn before a worker takes them.
+        self.withdrawable: dict[int, bytes] = {}
         self.workers: list[Process] = []
         self.inflight_keys: list[str] = []  # of every worker ever started
         self.wake_r, self.wake_w = os.pipe()
@@ -175,9 +178,21 @@ class _Core:
                 self.repopulate()
 
     # -- tasks --
-    def submit(self, job: int, tasks, set_length=None) -> None:
+    def submit(self, job: int, tasks, set_length=None, withdrawable: bool = False) -> None:
         """Queue ``tasks`` (an iterable of (job, i, func, args, kwds)) for the feeder."""
+        if withdrawable:
+            self.withdrawable[job] = b""
         self.taskqueue.put((job, tasks, set_length))
+
+    def withdraw(self, job: int) -> bool:
+        """Take a one-task job back if no worker has taken it yet."""
+        item = self.withdrawable.pop(job, None)
+        if item is None:
+            return False
+        if item and runtime.current().conn().execute("LREM", self.tasks, 1, item):
+            return True
+        self.withdrawable[job] = item  # being fed, or taken: it runs
+        return False
 
     def feed_tasks(self) -> None:
         """Put each job's chunks into the store, never too far ahead of the workers."""
@@ -216,8 +231,10 @@ class _Core:
             self.lock.wait_for(lambda: self.outstanding < self.max_outstanding
                                or self.state == TERMINATE)
             self.outstanding += 1
-        rt.conn().send_later(("RPUSH", self.tasks, (rt.tag(body), body)),
-                             ("EXPIRE", self.tasks, KEY_TTL))
+        item = (rt.tag(body), body)
+        if task[0] in self.withdrawable:
+            item = self.withdrawable[task[0]] = item[0] + item[1]
+        rt.conn().send_later(("RPUSH", self.tasks, item), ("EXPIRE", self.tasks, KEY_TTL))
 
     # -- results --
     def receive_results(self) -> None:
@@ -239,6 +256,7 @@ class _Core:
         if i in delivered:
             return  # already delivered: each result counts once
         delivered.add(i)
+        self.withdrawable.pop(job, None)
         entry = self._cache.get(job)
         if entry is not None:
             entry._set(i, result)
@@ -289,6 +307,8 @@ class Pool:
     """``multiprocessing.Pool`` whose workers are remote invocations."""
 
     _wrap_exception = True
+    #: Most chunks a worker takes at once (a fair share of those waiting, up to this).
+    _most_pulled = _MOST_PULLED
 
     def __init__(self, processes: int | None = None, initializer=None, initargs=(),
                  maxtasksperchild: int | None = None, context=None) -> None:
@@ -303,7 +323,7 @@ class Pool:
             raise TypeError("initializer must be a callable")
         self._processes = processes
         self._core = _Core(processes, initializer, initargs, maxtasksperchild,
-                           self._wrap_exception)
+                           self._wrap_exception, self._most_pulled)
         self._finalizer = util.Finalize(self, _Core.shutdown, args=(self._core,),
                                         exitpriority=15)
 

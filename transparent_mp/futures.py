@@ -1,0 +1,103 @@
+"""``concurrent.futures.ProcessPoolExecutor`` on the Pool's machinery.
+
+Each ``submit`` is one Pool task; its Future stays pending (and can be
+cancelled) until the result arrives, and is completed by the Pool's result
+thread. ``map`` chunks its inputs as the stdlib's executor does. Where the
+stdlib breaks the whole executor (``BrokenProcessPool``) when a worker dies,
+this one re-runs the dead worker's tasks on a new worker, as its Pool does.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Executor, Future
+from concurrent.futures import process as _cf_process
+from functools import partial
+
+from . import config
+from .pool import ApplyResult, Pool
+
+__all__ = ["ProcessPoolExecutor"]
+
+
+class _RemoteFuture(Future):
+    """A Future that can be cancelled only while no worker has taken its task."""
+
+    _withdraw = staticmethod(lambda: False)
+
+    def cancel(self) -> bool:
+        with self._condition:
+            if self._state == "PENDING" and not self._withdraw():
+                self._state = "RUNNING"  # a worker has it: too late, as the stdlib's
+                return False
+        return super().cancel()
+
+
+class _ExecutorPool(Pool):
+    # One call at a time per worker: what waits in the queue can still be cancelled.
+    _most_pulled = 1
+
+
+class ProcessPoolExecutor(Executor):
+    """``concurrent.futures.ProcessPoolExecutor`` whose workers are remote invocations."""
+
+    def __init__(self, max_workers: int | None = None, mp_context=None, initializer=None,
+                 initargs=(), *, max_tasks_per_child: int | None = None) -> None:
+        if max_workers is None:
+            max_workers = config.settings().concurrency
+        elif max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if max_tasks_per_child is not None and (
+                not isinstance(max_tasks_per_child, int) or max_tasks_per_child <= 0):
+            raise ValueError("max_tasks_per_child must be >= 1")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        self._max_workers = max_workers
+        self._pool = _ExecutorPool(max_workers, initializer, initargs, max_tasks_per_child)
+        self._pending: set[Future] = set()
+        self._lock = threading.Lock()
+        self._shutdown = False
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            future = _RemoteFuture()
+            self._pending.add(future)
+        core = self._pool._core
+        result = ApplyResult(core, partial(self._settle, future, True),
+                             partial(self._settle, future, False))
+        future._withdraw = partial(core.withdraw, result._job)
+        core.submit(result._job, [(result._job, 0, fn, args, kwargs)], withdrawable=True)
+        return future
+
+    def _settle(self, future: Future, ok: bool, value: object) -> None:
+        with self._lock:
+            self._pending.discard(future)
+        if future.cancelled():
+            return
+        if future._state == "PENDING":
+            future.set_running_or_notify_cancel()
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def map(self, fn, *iterables, timeout: float | None = None, chunksize: int = 1):
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        results = super().map(partial(_cf_process._process_chunk, fn),
+                              _cf_process._get_chunks(*iterables, chunksize=chunksize),
+                              timeout=timeout)
+        return _cf_process._chain_from_iterable_of_lists(results)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shutdown = True
+            pending = list(self._pending) if cancel_futures else []
+        for future in pending:
+            future.cancel()
+        if self._pool._state == "RUN":
+            self._pool.close()
+        if wait:
+            self._pool.join()
