@@ -10,6 +10,7 @@ import pytest
 from conftest import run
 
 from transparent_mp.futures import ProcessPoolExecutor
+from transparent_mp.synchronize import Event
 
 
 def cube(x: int) -> int:
@@ -68,14 +69,24 @@ def test_initializer_and_max_tasks_per_child(driver):
         assert list(ex.map(tag, range(6))) == [f"x-{i}" for i in range(6)]
 
 
+def hold(started, release) -> str:
+    started.set()
+    release.wait(30)
+    return "held"
+
+
 def test_shutdown_cancels_pending_futures_and_refuses_new_ones(driver):
     ex = ProcessPoolExecutor(1)
-    blocker = ex.submit(nap, 0.3)
+    started, release = Event(), Event()
+    blocker = ex.submit(hold, started, release)
+    assert started.wait(30)  # the only worker is busy with it
     queued = [ex.submit(cube, i) for i in range(5)]
-    ex.shutdown(wait=True, cancel_futures=True)
-    assert blocker.result() == 0.3
-    assert all(f.cancelled() or f.result() == i ** 3 for i, f in enumerate(queued))
-    assert any(f.cancelled() for f in queued)
+    assert blocker.cancel() is False  # a worker has it
+    ex.shutdown(wait=False, cancel_futures=True)
+    assert all(f.cancelled() for f in queued)
+    release.set()
+    assert blocker.result(30) == "held"
+    ex.shutdown(wait=True)
     with pytest.raises(RuntimeError, match="after shutdown"):
         ex.submit(cube, 1)
     with pytest.raises(ValueError):

@@ -136,8 +136,10 @@ class _Core:
         self.outstanding = 0  # chunks in the store, not answered yet
         self.max_outstanding = max(64, 16 * processes)
         self.taskqueue: queue.SimpleQueue = queue.SimpleQueue()
-        #: Stored items of jobs that may be withdrawn before a worker takes them.
+        #: Stored items of jobs that may be withdrawn before a worker takes them
+        #: (b"" while not fed yet), and jobs withdrawn before they were fed.
         self.withdrawable: dict[int, bytes] = {}
+        self.withdrawn: set[int] = set()
         self.workers: list[Process] = []
         self.inflight_keys: list[str] = []  # of every worker ever started
         self.wake_r, self.wake_w = os.pipe()
@@ -186,12 +188,21 @@ class _Core:
 
     def withdraw(self, job: int) -> bool:
         """Take a one-task job back if no worker has taken it yet."""
-        item = self.withdrawable.pop(job, None)
-        if item is None:
-            return False
-        if item and runtime.current().conn().execute("LREM", self.tasks, 1, item):
+        with self.lock:
+            item = self.withdrawable.pop(job, None)
+            if item is None:
+                return False
+            if item == b"":  # not in the store yet: the feeder will skip it
+                self.withdrawn.add(job)
+                self._cache.pop(job, None)
+                return True
+        if runtime.current().conn().execute("LREM", self.tasks, 1, item):
+            with self.lock:
+                self.outstanding -= 1
+                self._cache.pop(job, None)
             return True
-        self.withdrawable[job] = item  # being fed, or taken: it runs
+        with self.lock:
+            self.withdrawable[job] = item  # a worker has it: it runs
         return False
 
     def feed_tasks(self) -> None:
@@ -227,14 +238,17 @@ class _Core:
             if entry is not None:
                 entry._set(task[1], (False, exc))
             return
+        item = (rt.tag(body), body)
         with self.lock:
             self.lock.wait_for(lambda: self.outstanding < self.max_outstanding
                                or self.state == TERMINATE)
+            if task[0] in self.withdrawn:
+                self.withdrawn.discard(task[0])
+                return
+            if task[0] in self.withdrawable:
+                item = self.withdrawable[task[0]] = item[0] + item[1]
             self.outstanding += 1
-        item = (rt.tag(body), body)
-        if task[0] in self.withdrawable:
-            item = self.withdrawable[task[0]] = item[0] + item[1]
-        rt.conn().send_later(("RPUSH", self.tasks, item), ("EXPIRE", self.tasks, KEY_TTL))
+            rt.conn().send_later(("RPUSH", self.tasks, item), ("EXPIRE", self.tasks, KEY_TTL))
 
     # -- results --
     def receive_results(self) -> None:
