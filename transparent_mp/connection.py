@@ -71,12 +71,17 @@ def _acquire_local(rt: runtime.Runtime, ends: list[str]) -> None:
         _hold(rt, rt.token, new)
 
 
-def _drop_local(end: str) -> None:
+def _drop_local(end: str, pid: int) -> None:
+    """Called when a Connection object of ``end`` is closed or collected."""
+    if os.getpid() != pid:
+        return  # collected in a forked child (e.g. before an exec): not ours to release
     with _holds_lock:
         holds = _local_holds()
         left = holds.get(end, 0) - 1
         if left > 0:
             holds[end] = left
+            return
+        if left < 0:
             return
         holds.pop(end, None)
     try:
@@ -103,7 +108,7 @@ class Connection:
         self._closed = False
         self._stash: deque[bytes] = deque()
         self._bridge: _FdBridge | None = None
-        self._finalizer = weakref.finalize(self, _drop_local, self._end)
+        self._finalizer = weakref.finalize(self, _drop_local, self._end, os.getpid())
 
     # -- state --
     @property

@@ -46,6 +46,7 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
     ("multiprocessing.connection", "wait", "transparent_mp.connection:wait"),
     ("multiprocessing.connection", "Pipe", "transparent_mp.connection:Pipe"),
     ("multiprocessing.managers", "listener_client", "transparent_mp.managers:listener_client"),
+    ("multiprocessing.managers", "get_context", _CONTEXT + "get_context"),
     ("multiprocessing.heap", "BufferWrapper", "transparent_mp.heap:BufferWrapper"),
     ("concurrent.futures", "ProcessPoolExecutor", "transparent_mp.futures:ProcessPoolExecutor"),
     ("concurrent.futures.process", "ProcessPoolExecutor",

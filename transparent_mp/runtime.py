@@ -67,6 +67,8 @@ class Runtime:
             if conn.pid == os.getpid() and conn._sock is not None:
                 try:
                     conn.flush()
+                except BrokenPipeError:
+                    pass  # a reply to a peer that has gone: as a send on a closed socket
                 except Exception as exc:
                     logger.warning("a command sent before exit failed: %s", exc)
 
