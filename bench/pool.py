@@ -124,6 +124,13 @@ def spin(n: int) -> int:
     return total
 
 
+def spin_result(n: int) -> int:
+    """What ``spin(n)`` returns, in closed form (``i ^ 1`` swaps 2k and 2k+1)."""
+    if n % 2 == 0:
+        return n * (n - 1) // 2
+    return (n - 1) * (n - 2) // 2 + n
+
+
 # -- memory of the process tree --
 
 
@@ -374,22 +381,26 @@ def bench_arrays(pool: Any, repeats: int) -> list[float]:
 
 
 def bench_cpu(factory: PoolFactory, spin_iterations: int, repeats: int) -> dict[str, Any]:
-    """Seconds per map of ``CPU_TASKS`` spins, on Pool(1) then Pool(2)."""
-    expected = spin(1000)  # checks the loop, not the count
-    if expected != sum(i ^ 1 for i in range(1000)):
-        raise RuntimeError("spin is broken")
-    out: dict[str, Any] = {"spin_iterations": spin_iterations}
+    """Seconds per map of ``CPU_TASKS`` spins on Pool(1) and on Pool(2), alternating.
+
+    Each timed map gets a pool of its own (created, warmed by one ``apply``,
+    closed and joined outside the timed part), and the two sizes alternate, so
+    that a drift of the machine's speed during the run (large on shared VMs)
+    falls on both alike.
+    """
     tasks = [spin_iterations] * CPU_TASKS
-    for processes in (1, 2):
-        pool = factory(processes)
-        pool.apply(identity, (0,))  # the workers are up
-        samples = []
-        for _ in range(repeats):
+    expected = [spin_result(spin_iterations)] * CPU_TASKS
+    out: dict[str, Any] = {"spin_iterations": spin_iterations, "pool1_s": [], "pool2_s": []}
+    for _ in range(repeats):
+        for processes in (1, 2):
+            pool = factory(processes)
+            pool.apply(identity, (0,))  # the workers are up
             t0 = time.perf_counter()
-            pool.map(spin, tasks, chunksize=1)
-            samples.append(time.perf_counter() - t0)
-        _close(pool)
-        out[f"pool{processes}_s"] = samples
+            got = pool.map(spin, tasks, chunksize=1)
+            out[f"pool{processes}_s"].append(time.perf_counter() - t0)
+            _close(pool)
+            if got != expected:
+                raise RuntimeError("map(spin) returned wrong results")
     return out
 
 
@@ -435,7 +446,11 @@ def _run(cmd: list[str]) -> dict[str, Any]:
 
 
 def calibrate_spin(seconds: float) -> int:
-    """Iterations of :func:`spin` that take about ``seconds`` in this interpreter."""
+    """Iterations of :func:`spin` that take about ``seconds`` in this interpreter.
+
+    The median of 3 timings of ~0.1 s each, since the speed of a shared VM's
+    CPU can drift by 2x within seconds.
+    """
     n = 200_000
     while True:
         t0 = time.perf_counter()
@@ -444,7 +459,13 @@ def calibrate_spin(seconds: float) -> int:
         if dt >= 0.05:
             break
         n *= 4
-    return max(1, round(n * seconds / dt))
+    n = max(1, round(n * 0.1 / dt))
+    per_iteration = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        spin(n)
+        per_iteration.append((time.perf_counter() - t0) / n)
+    return max(1, round(seconds / statistics.median(per_iteration)))
 
 
 def _p90(values: list[float]) -> float:
@@ -669,8 +690,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="timed 40 x 10 MiB maps, after 1 warm-up (default: 3)")
     parser.add_argument("--cpu-task-seconds", type=float, default=0.4,
                         help="target duration of one CPU task (default: 0.4)")
-    parser.add_argument("--cpu-repeats", type=int, default=2,
-                        help="timed CPU maps per pool size (default: 2)")
+    parser.add_argument("--cpu-repeats", type=int, default=3,
+                        help="timed CPU maps per pool size, alternating sizes (default: 3)")
     parser.add_argument("--spin-iterations", type=int, default=0,
                         help="iterations per CPU task; 0: calibrate to --cpu-task-seconds")
     parser.add_argument("--creation-runs", type=int, default=2,

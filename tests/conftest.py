@@ -114,11 +114,11 @@ def driver() -> Iterator[runtime.Runtime]:
     for p in leftover:
         p.kill()
         p.join(10)
-    keys = [k.decode() for k in rt.namespace.keys(rt.client)]
+    keys = [k.decode() for k in rt.namespace.keys(rt.conn())]
     # the test's shared objects live as long as the run: delete them with the test
     mine = [k for k in keys if not k.startswith(rt.namespace.key("prep"))]
     if mine:
-        rt.client.unlink(*mine)
+        rt.conn().execute("UNLINK", *mine)
     assert not leftover, f"test left processes running: {leftover}"
     # an invocation's payload is consumed when it starts: none may be left
     assert not [k for k in mine if k.startswith(rt.namespace.key("payload"))]

@@ -75,7 +75,7 @@ def test_keys_written_by_a_run_carry_a_ttl(redis_server, redis_client):
             "import redis, sys\n"
             "from transparent_mp import runtime\n"
             "rt = runtime.current()\n"
-            "ttls = [rt.client.ttl(k) for k in rt.namespace.keys(rt.client)]\n"
+            "ttls = [rt.conn().execute('TTL', k) for k in rt.namespace.keys(rt.conn())]\n"
             "print(len(ttls), all(t > 0 for t in ttls))\n")
     result = run("cli", ["--redis-url", redis_server.url, "-c", code])
     assert result.returncode == 0, result.stderr

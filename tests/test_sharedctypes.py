@@ -149,6 +149,6 @@ def test_large_buffers_are_split_over_keys(driver, monkeypatch):
     clone = type(arr).__reduce__(arr)
     copy = clone[0](*clone[1])
     assert bytes(copy) == bytes(arr)
-    keys = [k.decode() for k in driver.namespace.keys(driver.client) if b":shm:" in k]
+    keys = [k.decode() for k in driver.namespace.keys(driver.conn()) if b":shm:" in k]
     assert len({k.rsplit(":", 1)[0] for k in keys}) == 1 and len(keys) == 4
     assert copy[2500] == 2500 % 251

@@ -69,15 +69,16 @@ def test_redacted_hides_passwords():
     assert "s3cret" not in redacted("rediss://user:s3cret@host:6379/0")
 
 
-def test_namespace_refresh_and_delete_touch_only_the_run(redis_client: redis.Redis):
+def test_namespace_refresh_and_delete_touch_only_the_run(redis_server, redis_client):
+    conn = connect(redis_server.url)
     ns, other = Namespace("run-a"), Namespace("run-b")
     redis_client.set(ns.key("x", 1), b"1", ex=5)
     redis_client.rpush(ns.key("list"), b"a")
     redis_client.set(other.key("y"), b"2")
-    ns.refresh(redis_client)
+    ns.refresh(conn)
     assert 5 < redis_client.ttl(ns.key("x", 1)) <= KEY_TTL
     assert 0 < redis_client.ttl(ns.key("list")) <= KEY_TTL
     assert redis_client.ttl(other.key("y")) == -1
-    ns.delete_all(redis_client)
-    assert ns.keys(redis_client) == []
+    ns.delete_all(conn)
+    assert ns.keys(conn) == []
     assert redis_client.get(other.key("y")) == b"2"

@@ -48,7 +48,8 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
     ("multiprocessing.managers", "listener_client", "transparent_mp.managers:listener_client"),
     ("multiprocessing.managers", "get_context", _CONTEXT + "get_context"),
     ("multiprocessing.heap", "BufferWrapper", "transparent_mp.heap:BufferWrapper"),
-    ("concurrent.futures", "ProcessPoolExecutor", "transparent_mp.futures:ProcessPoolExecutor"),
+    # (not ``concurrent.futures`` itself: asyncio imports it, and its package
+    # imports ``.process`` only when ProcessPoolExecutor is first used)
     ("concurrent.futures.process", "ProcessPoolExecutor",
      "transparent_mp.futures:ProcessPoolExecutor"),
     *(("multiprocessing.sharedctypes", name, "transparent_mp.sharedctypes:" + name)

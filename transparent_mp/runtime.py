@@ -17,11 +17,9 @@ import threading
 import uuid
 from collections import Counter
 
-import redis
-
 from . import config, serialize, spawn
 from .backends.base import Backend, Invocation, InvocationHandle
-from .store import KEY_TTL, Namespace, StoreUnavailable, connect, scripts
+from .store import KEY_TTL, Namespace, StoreUnavailable, scripts
 from .store.keys import Refresher
 from .store.resp import Connection
 from .util import configure_logging, logger
@@ -41,7 +39,6 @@ class Runtime:
         self.owner = owner
         self.server = server
         self.stats: Counter = Counter()
-        self._client: redis.Redis | None = None
         self._backend: Backend | None = None
         self._lock = threading.RLock()
         self._uploaded_prep: set[str] = set()
@@ -85,17 +82,6 @@ class Runtime:
                         [KEY_TTL, token])
 
     @property
-    def client(self) -> redis.Redis:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = connect(self.store_url)
-                    if self.owner:
-                        self._refresher = Refresher(self.namespace, self._client)
-                        self._refresher.start()
-        return self._client
-
-    @property
     def backend(self) -> Backend:
         if self._backend is None:
             with self._lock:
@@ -127,15 +113,11 @@ class Runtime:
         inv_id = inv_id or self.new_invocation_id()
         payload_key = self.namespace.key("payload", inv_id)
         prep_key, prep = self._preparation()
-        try:
-            with self.client.pipeline(transaction=False) as pipe:
-                pipe.set(payload_key, payload, ex=KEY_TTL)
-                if prep_key not in self._uploaded_prep:
-                    pipe.set(prep_key, prep, ex=KEY_TTL)
-                    self.stats["bytes_up"] += len(prep)
-                pipe.execute()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnavailable(f"lost the Redis store while starting a process: {exc}") from exc
+        commands = [("SET", payload_key, payload, "EX", KEY_TTL)]
+        if prep_key not in self._uploaded_prep:
+            commands.append(("SET", prep_key, prep, "EX", KEY_TTL))
+            self.stats["bytes_up"] += len(prep)
+        self.conn().execute_many(commands)
         self._uploaded_prep.add(prep_key)
         settings = self.settings.as_dict()
         settings["redis_url"] = ""
@@ -162,13 +144,11 @@ class Runtime:
             self._backend.shutdown()
         if self._refresher is not None:
             self._refresher.stop()
-        if self._client is not None:
-            if self.owner:
-                try:
-                    self.namespace.delete_all(self._client)
-                except redis.RedisError as exc:
-                    logger.warning("could not delete the run's keys: %s", exc)
-            self._client.close()
+        if self.owner:
+            try:
+                self.namespace.delete_all(self.conn())
+            except Exception as exc:
+                logger.warning("could not delete the run's keys: %s", exc)
         if self.server is not None:
             self.server.stop()
         if self.settings.stats or logger.isEnabledFor(20):
@@ -220,11 +200,13 @@ def _start_driver() -> Runtime:
     rt = Runtime(settings, url, uuid.uuid4().hex[:16], secrets.token_bytes(32),
                  owner=True, token="driver", server=server)
     try:
-        rt.client.ping()  # fail now, with a clear error, if the store does not answer
+        rt.conn()  # fail now, with a clear error, if the store does not answer
     except StoreUnavailable:
         if server is not None:
             server.stop()
         raise
+    rt._refresher = Refresher(rt.namespace, url)
+    rt._refresher.start()
     atexit.register(_shutdown_at_exit, rt, os.getpid())
     _watch_interrupt(rt)
     return rt

@@ -18,11 +18,10 @@ import sys
 import traceback
 from pathlib import Path
 
-import redis
-
 from . import runtime, spawn
 from .backends.base import Invocation
 from .serialize import PayloadRejected
+from .store.resp import StoreError, StoreUnavailable
 from .util import die_with_parent
 
 
@@ -66,19 +65,18 @@ class Zygote:
         self.status.write(f"{kind} {inv_id} {value}\n")
 
     def fetch(self, invocation: Invocation) -> tuple[bytes | None, bytes | None]:
-        client = runtime.enter_worker(invocation).client
+        conn = runtime.enter_worker(invocation).conn()
         need_prep = invocation.prep_key not in self.loaded_preps
-        with client.pipeline(transaction=False) as pipe:
-            pipe.getdel(invocation.payload_key)
-            if need_prep:
-                pipe.get(invocation.prep_key)
-            results = pipe.execute()
+        commands = [("GETDEL", invocation.payload_key)]
+        if need_prep:
+            commands.append(("GET", invocation.prep_key))
+        results = conn.execute_many(commands)
         return results[0], (results[1] if need_prep else None)
 
     def run(self, invocation: Invocation) -> None:
         try:
             payload, prep = self.fetch(invocation)
-        except (redis.RedisError, OSError) as exc:
+        except (StoreUnavailable, StoreError, OSError) as exc:
             _complain(f"cannot fetch invocation {invocation.id} from the store: {exc}")
             self.report("E", invocation.id, 1)
             return

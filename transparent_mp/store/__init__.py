@@ -1,6 +1,6 @@
-"""The state store: one Redis server, its client and the run's key space."""
+"""The state store: one Redis server, the lean connection to it and the run's key space."""
 
-from .client import StoreUnavailable, connect, redacted
 from .keys import KEY_TTL, Namespace
+from .resp import StoreUnavailable, connect, redacted
 
 __all__ = ["KEY_TTL", "Namespace", "StoreUnavailable", "connect", "redacted"]

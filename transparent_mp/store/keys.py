@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
-
-import redis
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ..util import logger
+
+if TYPE_CHECKING:
+    from .resp import Connection
 
 #: Seconds a key lives unless the driver refreshes it; a crashed run's keys expire.
 KEY_TTL = 600
@@ -23,43 +26,48 @@ class Namespace:
     def key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(p) for p in parts)
 
-    def keys(self, client: redis.Redis) -> list[bytes]:
-        return list(client.scan_iter(match=self.prefix + "*", count=1000))
+    def _scan(self, conn: Connection) -> Iterator[list[bytes]]:
+        cursor = b"0"
+        while True:
+            cursor, batch = conn.execute("SCAN", cursor, "MATCH", self.prefix + "*",
+                                         "COUNT", 1000)
+            if batch:
+                yield batch
+            if cursor in (b"0", 0):
+                return
 
-    def refresh(self, client: redis.Redis) -> None:
+    def keys(self, conn: Connection) -> list[bytes]:
+        return [key for batch in self._scan(conn) for key in batch]
+
+    def refresh(self, conn: Connection) -> None:
         """Push the TTL of every key of the run back to :data:`KEY_TTL`."""
-        with client.pipeline(transaction=False) as pipe:
-            for i, key in enumerate(client.scan_iter(match=self.prefix + "*", count=1000), 1):
-                pipe.expire(key, KEY_TTL)
-                if i % 1000 == 0:
-                    pipe.execute()
-            pipe.execute()
+        for batch in self._scan(conn):
+            conn.execute_many([("EXPIRE", key, KEY_TTL) for key in batch])
 
-    def delete_all(self, client: redis.Redis) -> None:
-        batch = []
-        for key in client.scan_iter(match=self.prefix + "*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                client.unlink(*batch)
-                batch.clear()
-        if batch:
-            client.unlink(*batch)
+    def delete_all(self, conn: Connection) -> None:
+        for batch in self._scan(conn):
+            conn.execute("UNLINK", *batch)
 
 
 class Refresher(threading.Thread):
     """Keeps a run's keys alive while the driver lives."""
 
-    def __init__(self, namespace: Namespace, client: redis.Redis) -> None:
+    def __init__(self, namespace: Namespace, url: str) -> None:
         super().__init__(name="transparent_mp-ttl", daemon=True)
-        self.namespace, self.client = namespace, client
+        self.namespace, self.url = namespace, url
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        from .resp import Connection
+
+        conn = None
         while not self.stopped.wait(REFRESH_INTERVAL):
             try:
-                self.namespace.refresh(self.client)
-            except redis.RedisError as exc:
+                conn = conn or Connection(self.url)
+                self.namespace.refresh(conn)
+            except Exception as exc:
                 logger.warning("could not refresh key TTLs: %s", exc)
+                conn = None
 
     def stop(self) -> None:
         self.stopped.set()

@@ -10,6 +10,7 @@ so a message costs one write and no round trip of its own.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import time
@@ -19,7 +20,10 @@ from urllib.parse import parse_qs, unquote, urlparse
 import hiredis
 
 from . import scripts
-from .client import COMMAND_TIMEOUT, CONNECT_TIMEOUT, StoreUnavailable, redacted
+
+CONNECT_TIMEOUT = 3.0
+#: Longest a single non-blocking command may take before the store counts as lost.
+COMMAND_TIMEOUT = 30.0
 
 #: Seconds a blocking command may overrun its own timeout before the store counts as lost.
 BLOCKING_MARGIN = 10.0
@@ -31,6 +35,16 @@ _INLINE_LIMIT = 1 << 14
 Buffer = bytes | bytearray | memoryview
 #: A command argument; a tuple of buffers is sent as one argument, without joining them.
 Arg = Buffer | str | int | float | tuple[Buffer, ...]
+
+
+class StoreUnavailable(ConnectionError):
+    """The Redis store cannot be reached (or stopped answering)."""
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password hidden, for messages."""
+    url = re.sub(r"(password=)[^&]*", r"\1***", url)
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 class StoreError(RuntimeError):
@@ -155,7 +169,15 @@ class Connection:
             setup.append(("SELECT", db))
         setup.extend(("SCRIPT", "LOAD", script.source) for script in scripts.ALL)
         setup.append(("CLIENT", "ID"))
-        self.client_id = self.execute_many(setup)[-1]
+        try:
+            self.client_id = self.execute_many(setup)[-1]
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(f"cannot reach the Redis store at {redacted(url)}: "
+                                   f"{exc.__cause__ or exc}") from exc
+        except StoreError as exc:
+            self.close()
+            raise StoreUnavailable(
+                f"the Redis store at {redacted(url)} refused the password: {exc}") from exc
         sock.settimeout(COMMAND_TIMEOUT)
         return sock
 
@@ -303,3 +325,9 @@ class Connection:
                 self._sock.close()
             finally:
                 self._sock = None  # type: ignore[assignment]
+
+
+def connect(url: str) -> Connection:
+    """A connection to ``url`` that has answered, or :class:`StoreUnavailable` within
+    :data:`CONNECT_TIMEOUT` seconds (also for a server that accepts but never answers)."""
+    return Connection(url)

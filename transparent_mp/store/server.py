@@ -18,11 +18,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from ..util import logger, popen_bound_to_parent
+from .resp import Connection, StoreUnavailable
 
 START_TIMEOUT = 10.0
 
@@ -76,24 +73,20 @@ class EmbeddedServer:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
-        client = redis.Redis(unix_socket_path=str(self.socket), password=self.password,
-                             socket_timeout=1, retry=Retry(NoBackoff(), 0))
-        try:
-            while True:
-                if self.process.poll() is not None:
-                    err = self.process.stderr.read().decode(errors="replace")
-                    raise RuntimeError(f"redis-server exited at start: {err.strip()}")
+        while True:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace")
+                raise RuntimeError(f"redis-server exited at start: {err.strip()}")
+            if self.socket.exists():
                 try:
-                    if self.socket.exists() and client.ping():
-                        return
-                except (redis.ConnectionError, redis.TimeoutError):
+                    Connection(self.url).close()
+                    return
+                except StoreUnavailable:
                     pass
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"redis-server did not start within {START_TIMEOUT}s")
-                time.sleep(0.002)
-        finally:
-            client.close()
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start within {START_TIMEOUT}s")
+            time.sleep(0.002)
 
     def stop(self) -> None:
         if self.process.poll() is None:
