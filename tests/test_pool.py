@@ -159,3 +159,17 @@ def test_context_manager_terminates(driver):
     for w in workers:
         w.join(30)
         assert w.exitcode == -signal.SIGTERM
+
+
+def column_sum(X, column: int):
+    return float(X[:, column].sum()), X.flags.writeable
+
+
+def test_a_shared_large_argument_travels_once(pool, driver):
+    np = pytest.importorskip("numpy")
+    X = np.random.default_rng(1).standard_normal((4000, 32))  # 1 MB, shared by every task
+    results = pool.starmap(column_sum, [(X, i % 32) for i in range(64)], chunksize=1)
+    assert [r[0] for r in results] == [float(X[:, i % 32].sum()) for i in range(64)]
+    assert not any(r[1] for r in results)  # read-only in the workers: no task can change it
+    blobs = [k for k in driver.namespace.keys(driver.conn()) if b":blob:" in k]
+    assert len(blobs) == 1  # stored once, not 64 times

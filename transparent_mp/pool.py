@@ -27,7 +27,7 @@ import warnings
 from multiprocessing import pool as _mp_pool
 from multiprocessing import util
 
-from . import config, runtime
+from . import blobs, config, runtime
 from .connection import wait
 from .process import Process
 from .serialize import dumps_unsigned
@@ -75,7 +75,7 @@ def _pool_worker(key: str, size: int, initializer, initargs, maxtasks: int | Non
                 continue
             items = [item]
         for item in items:
-            job, i, func, args, kwds = pickle.loads(rt.verify(item))
+            job, i, func, args, kwds = blobs.loads(rt.verify(item))
             if job is _STOP:
                 conn.send_later(conn.script(scripts.COMPLETE, [results, inflight],
                                             [KEY_TTL, b"", item]))
@@ -232,7 +232,7 @@ class _Core:
 
     def push(self, rt: runtime.Runtime, task: tuple) -> None:
         try:
-            body = dumps_unsigned(task)
+            body = blobs.dumps(task)
         except Exception as exc:  # as the stdlib: the job gets the pickling error
             entry = self._cache.get(task[0])
             if entry is not None:
