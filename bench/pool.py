@@ -468,6 +468,20 @@ def calibrate_spin(seconds: float) -> int:
     return max(1, round(seconds / statistics.median(per_iteration)))
 
 
+def _git_revision() -> str | None:
+    """The checkout's commit, "+dirty" if tracked files differ from it; None outside git."""
+    root = os.path.dirname(os.path.dirname(HERE))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10, check=True).stdout
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain",
+                                "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.strip() + ("+dirty" if dirty.strip() else "")
+
+
 def _p90(values: list[float]) -> float:
     if len(values) < 2:
         return values[0]
@@ -586,6 +600,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             "implementation": platform.python_implementation(),
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
+            "git_revision": _git_revision(),
         },
         "settings": {
             "workers": WORKERS, "map_tasks": MAP_TASKS, "repeats": args.repeats,
@@ -623,7 +638,8 @@ def format_table(result: dict[str, Any]) -> str:
             f"{'aim for ours':>13}  {'met':>7}" + "".join(f"  {v:>10}" for v in extra))
     out = [
         f"multiprocessing.Pool: stdlib fork context vs transparent_mp, {s['workers']} workers; "
-        f"python {env['python']}, {env['cpu_count']} CPUs, {env['platform']}",
+        f"python {env['python']}, {env['cpu_count']} CPUs, {env['platform']}"
+        + (f", transparent_mp at {env['git_revision']}" if env.get("git_revision") else ""),
         f"{s['runs']} run(s); maps: {s['repeats']} timed after 1 warm-up; apply: "
         f"{s['apply_calls']} after {s['apply_warmup']}; arrays: {s['array_repeats']} timed "
         f"after 1; CPU: {s['cpu_tasks']} tasks of ~{s['cpu_task_seconds']} s, "

@@ -23,6 +23,7 @@ import os
 import pickle
 import queue
 import threading
+import time
 import warnings
 from multiprocessing import pool as _mp_pool
 from multiprocessing import util
@@ -49,6 +50,8 @@ _MOST_PULLED = 64
 #: Seconds a worker waits for work before it checks that its pool still runs.
 _IDLE_CHECK = 5.0
 _STOP = None
+#: Results (and chunks) waiting at most this long to be sent together.
+_FLUSH_AFTER = 0.001
 
 _worker_counter = itertools.count(1)
 
@@ -74,11 +77,14 @@ def _pool_worker(key: str, size: int, initializer, initargs, maxtasks: int | Non
                     return  # the pool is gone
                 continue
             items = [item]
+        completions: list[tuple] = []  # sent together, or after _FLUSH_AFTER seconds
+        started = time.monotonic()
         for item in items:
             job, i, func, args, kwds = blobs.loads(rt.verify(item))
             if job is _STOP:
-                conn.send_later(conn.script(scripts.COMPLETE, [results, inflight],
-                                            [KEY_TTL, b"", item]))
+                completions.append(conn.script(scripts.COMPLETE, [results, inflight],
+                                               [KEY_TTL, b"", item]))
+                conn.send_later(*completions)
                 return
             try:
                 result = (True, func(*args, **kwds))
@@ -91,9 +97,15 @@ def _pool_worker(key: str, size: int, initializer, initargs, maxtasks: int | Non
             except Exception as exc:
                 wrapped = MaybeEncodingError(exc, result[1])
                 body = pickle.dumps((job, i, (False, wrapped)), protocol=5)
-            conn.send_later(conn.script(scripts.COMPLETE, [results, inflight],
-                                        [KEY_TTL, (rt.tag(body), body), item]))
+            completions.append(conn.script(scripts.COMPLETE, [results, inflight],
+                                           [KEY_TTL, (rt.tag(body), body), item]))
             done += 1
+            if time.monotonic() - started > _FLUSH_AFTER:
+                conn.send_later(*completions)
+                completions.clear()
+                started = time.monotonic()
+        if completions:
+            conn.send_later(*completions)
 
 
 def _chunks(func, iterable, size: int):
@@ -215,40 +227,57 @@ class _Core:
 
     def feed_job(self, rt: runtime.Runtime, job: int, tasks, set_length) -> bool:
         count = 0
+        batch: list[tuple] = []  # stored together, or after _FLUSH_AFTER seconds
+        started = time.monotonic()
         try:
             for task in tasks:
                 if self.state == TERMINATE:
                     return False
-                self.push(rt, task)
+                item = self.prepare(rt, task, batch)
+                if item is not None:
+                    batch.append(item)
                 count += 1
+                if batch and time.monotonic() - started > _FLUSH_AFTER:
+                    self.store(rt, batch)
+                    started = time.monotonic()
         except Exception as exc:  # the iterable itself failed: the job fails there
             entry = self._cache.get(job)
             if entry is not None:
                 entry._set(count, (False, exc))
             count += 1
+        self.store(rt, batch)
         if set_length is not None:
             set_length(count)
         return True
 
-    def push(self, rt: runtime.Runtime, task: tuple) -> None:
+    def store(self, rt: runtime.Runtime, batch: list[tuple]) -> None:
+        if batch:
+            rt.conn().send_later(("RPUSH", self.tasks, *batch), ("EXPIRE", self.tasks, KEY_TTL))
+            batch.clear()
+
+    def prepare(self, rt: runtime.Runtime, task: tuple, batch: list[tuple]):
+        """The stored item of ``task`` (None if it is not to be stored), counted as
+        outstanding; waits while too many are (storing ``batch`` first)."""
         try:
             body = blobs.dumps(task)
         except Exception as exc:  # as the stdlib: the job gets the pickling error
             entry = self._cache.get(task[0])
             if entry is not None:
                 entry._set(task[1], (False, exc))
-            return
+            return None
         item = (rt.tag(body), body)
         with self.lock:
-            self.lock.wait_for(lambda: self.outstanding < self.max_outstanding
-                               or self.state == TERMINATE)
+            if self.outstanding >= self.max_outstanding:
+                self.store(rt, batch)  # the workers need them to make room
+                self.lock.wait_for(lambda: self.outstanding < self.max_outstanding
+                                   or self.state == TERMINATE)
             if task[0] in self.withdrawn:
                 self.withdrawn.discard(task[0])
-                return
+                return None
             if task[0] in self.withdrawable:
                 item = self.withdrawable[task[0]] = item[0] + item[1]
             self.outstanding += 1
-            rt.conn().send_later(("RPUSH", self.tasks, item), ("EXPIRE", self.tasks, KEY_TTL))
+        return item
 
     # -- results --
     def receive_results(self) -> None:
