@@ -23,10 +23,12 @@ otherwise. All clocks are ``time.perf_counter``.
 5. **CPU speed-up, 1 -> 2 workers**: 8 tasks of :func:`spin`, a pure-python
    loop calibrated once by the runner to take about ``--cpu-task-seconds`` in
    one process (the same iteration count is passed to both sides), mapped with
-   ``chunksize=1`` on a ``Pool(1)`` and then on a ``Pool(2)`` (each pool warmed
-   by one ``apply`` first); ``--cpu-repeats`` timed maps each. The speed-up is
-   median time with Pool(1) / median time with Pool(2). On 2 cores the driver
-   and (for ours) Redis compete with the 2 workers, so 2.0 is out of reach.
+   ``chunksize=1`` on a ``Pool(1)`` and on a ``Pool(2)``, alternately,
+   ``--cpu-repeats`` times each (every timed map gets a fresh pool, warmed by
+   one untimed ``apply``). The speed-up is median time with Pool(1) / median
+   time with Pool(2). On 2 cores the driver and (for ours) Redis compete with
+   the 2 workers, so 2.0 is out of reach; on a shared VM the speed of a core can
+   also drift by 2x within seconds, which makes this row the noisiest.
 6. **Pool(2) creation to first result**: ``Pool(2)`` then
    ``pool.apply(identity, (1,))``, timed together; then ``close()`` +
    ``join()``, untimed. *Cold* is the first Pool of a fresh driver: for ours it
