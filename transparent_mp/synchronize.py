@@ -159,6 +159,20 @@ class SemLock:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
+    def _owner_name(self) -> str:
+        """Who holds the lock, in the words of the stdlib's reprs."""
+        try:
+            if self._is_mine():
+                name = process.current_process().name
+                if threading.current_thread().name != "MainThread":
+                    name += "|" + threading.current_thread().name
+                return name
+            if self._get_value() == 1:
+                return "None"
+            return "SomeOtherThread" if self._count > 0 else "SomeOtherProcess"
+        except Exception:
+            return "unknown"
+
 
 class Semaphore(SemLock):
     def __init__(self, value: int = 1, *, ctx=None) -> None:
@@ -192,20 +206,7 @@ class Lock(SemLock):
         super().__init__(1, 1)
 
     def __repr__(self) -> str:
-        try:
-            if self._is_mine():
-                name = process.current_process().name
-                if threading.current_thread().name != "MainThread":
-                    name += "|" + threading.current_thread().name
-            elif self._get_value() == 1:
-                name = "None"
-            elif self._count > 0:
-                name = "SomeOtherThread"
-            else:
-                name = "SomeOtherProcess"
-        except Exception:
-            name = "unknown"
-        return f"<{type(self).__name__}(owner={name})>"
+        return f"<{type(self).__name__}(owner={self._owner_name()})>"
 
 
 class RLock(SemLock):
@@ -215,20 +216,8 @@ class RLock(SemLock):
         super().__init__(1, 1)
 
     def __repr__(self) -> str:
-        try:
-            if self._is_mine():
-                name = process.current_process().name
-                if threading.current_thread().name != "MainThread":
-                    name += "|" + threading.current_thread().name
-                count = self._count
-            elif self._get_value() == 1:
-                name, count = "None", 0
-            elif self._count > 0:
-                name, count = "SomeOtherThread", "nonzero"
-            else:
-                name, count = "SomeOtherProcess", "nonzero"
-        except Exception:
-            name, count = "unknown", "unknown"
+        name = self._owner_name()
+        count = self._count if self._is_mine() else 0 if name == "None" else "nonzero"
         return f"<{type(self).__name__}({name}, {count})>"
 
 
