@@ -158,19 +158,18 @@ class Connection:
             raise StoreUnavailable(
                 f"cannot reach the Redis store at {redacted(url)}: {exc}") from exc
         self._sock = sock
-        setup: list[tuple] = []
+        login: list[tuple] = []  # first, alone: the server drops unauthenticated long commands
         if password:
-            setup.append(("AUTH", username, password) if username else ("AUTH", password))
+            login.append(("AUTH", username, password) if username else ("AUTH", password))
         if parsed.scheme == "unix":
             db = query.get("db", ["0"])[0]
         else:
             db = (parsed.path or "/0").lstrip("/")
         if db and db != "0":
-            setup.append(("SELECT", db))
-        setup.extend(("SCRIPT", "LOAD", script.source) for script in scripts.ALL)
-        setup.append(("CLIENT", "ID"))
+            login.append(("SELECT", db))
+        login.append(("CLIENT", "ID"))
         try:
-            self.client_id = self.execute_many(setup)[-1]
+            *_, self.client_id = self.execute_many(login)
         except StoreUnavailable as exc:
             raise StoreUnavailable(f"cannot reach the Redis store at {redacted(url)}: "
                                    f"{exc.__cause__ or exc}") from exc
@@ -178,6 +177,10 @@ class Connection:
             self.close()
             raise StoreUnavailable(
                 f"the Redis store at {redacted(url)} refused the password: {exc}") from exc
+        loaded = self.execute("SCRIPT", "EXISTS", *(script.sha for script in scripts.ALL))
+        missing = [script for script, ok in zip(scripts.ALL, loaded, strict=True) if not ok]
+        if missing:  # the first connection to this server: load them, once
+            self.execute_many([("SCRIPT", "LOAD", script.source) for script in missing])
         sock.settimeout(COMMAND_TIMEOUT)
         return sock
 
