@@ -173,3 +173,15 @@ def test_a_shared_large_argument_travels_once(pool, driver):
     assert not any(r[1] for r in results)  # read-only in the workers: no task can change it
     blobs = [k for k in driver.namespace.keys(driver.conn()) if b":blob:" in k]
     assert len(blobs) == 1  # stored once, not 64 times
+
+
+class ShortLivedPool(Pool):
+    _retire_after = 0.3  # as a backend's time limit would make it, less the margin
+
+
+def test_workers_retire_before_their_time_limit_and_are_replaced(driver):
+    with ShortLivedPool(2) as p:
+        first = {w.pid for w in p._pool}
+        results = p.starmap(slow_square, [(x, 0.02) for x in range(60)], chunksize=1)
+        assert results == [x * x for x in range(60)]
+        assert {w.pid for w in p._pool} != first  # replaced, and no task lost

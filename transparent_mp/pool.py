@@ -50,6 +50,8 @@ _MOST_PULLED = 64
 #: Seconds a worker waits for work before it checks that its pool still runs.
 _IDLE_CHECK = 5.0
 _STOP = None
+#: A worker retires this long before its backend's time limit for an invocation.
+_RETIRE_MARGIN = 60.0
 #: Results (and chunks) waiting at most this long to be sent together.
 _FLUSH_AFTER = 0.001
 
@@ -57,15 +59,19 @@ _worker_counter = itertools.count(1)
 
 
 def _pool_worker(key: str, size: int, initializer, initargs, maxtasks: int | None,
-                 wrap_exception: bool, most_pulled: int = _MOST_PULLED) -> None:
-    """The loop of one worker: pull chunks, run them, publish each result."""
+                 wrap_exception: bool, most_pulled: int = _MOST_PULLED,
+                 retire_after: float | None = None) -> None:
+    """The loop of one worker: pull chunks, run them, publish each result; leave
+    after ``maxtasks`` tasks or ``retire_after`` seconds (the pool replaces it)."""
     rt = runtime.current()
+    deadline = None if retire_after is None else time.monotonic() + retire_after
     tasks, results = key + ":tasks", key + ":results"
     inflight = f"{key}:inflight:{rt.token}"
     if initializer is not None:
         initializer(*initargs)
     done = 0
-    while maxtasks is None or done < maxtasks:
+    while (maxtasks is None or done < maxtasks) and (deadline is None
+                                                     or time.monotonic() < deadline):
         conn = rt.conn()
         room = most_pulled if maxtasks is None else min(most_pulled, maxtasks - done)
         items = conn.run(scripts.PULL, [tasks, inflight], [KEY_TTL, size, room])
@@ -133,12 +139,16 @@ class _Core:
     """
 
     def __init__(self, processes: int, initializer, initargs, maxtasks: int | None,
-                 wrap_exception: bool, most_pulled: int = _MOST_PULLED) -> None:
+                 wrap_exception: bool, most_pulled: int = _MOST_PULLED,
+                 retire_after: float | None = None) -> None:
         self.state = RUN
         self.processes = processes
-        self.worker_args = (processes, initializer, initargs, maxtasks, wrap_exception,
-                            most_pulled)
         rt = runtime.current()
+        limit = rt.backend.time_limit
+        if retire_after is None and limit is not None:
+            retire_after = max(limit - _RETIRE_MARGIN, limit / 2)
+        self.worker_args = (processes, initializer, initargs, maxtasks, wrap_exception,
+                            most_pulled, retire_after)
         self.key = rt.namespace.key("pool", rt.new_invocation_id())
         self.tasks, self.results = self.key + ":tasks", self.key + ":results"
         rt.conn().execute("SET", self.key + ":running", 1, "EX", KEY_TTL)
@@ -352,6 +362,9 @@ class Pool:
     _wrap_exception = True
     #: Most chunks a worker takes at once (a fair share of those waiting, up to this).
     _most_pulled = _MOST_PULLED
+    #: Seconds a worker serves before it is replaced (None: the backend's time limit
+    #: less a margin, or for ever where there is none).
+    _retire_after: float | None = None
 
     def __init__(self, processes: int | None = None, initializer=None, initargs=(),
                  maxtasksperchild: int | None = None, context=None) -> None:
@@ -366,7 +379,7 @@ class Pool:
             raise TypeError("initializer must be a callable")
         self._processes = processes
         self._core = _Core(processes, initializer, initargs, maxtasksperchild,
-                           self._wrap_exception, self._most_pulled)
+                           self._wrap_exception, self._most_pulled, self._retire_after)
         self._finalizer = util.Finalize(self, _Core.shutdown, args=(self._core,),
                                         exitpriority=15)
 

@@ -126,6 +126,8 @@ class Backend(ABC):
     """Runs invocations. Implementations: ``local`` and ``lambda``."""
 
     name: str
+    #: Seconds one invocation may run (Lambda: 900), or None for no limit.
+    time_limit: float | None = None
 
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
