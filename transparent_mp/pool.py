@@ -158,6 +158,7 @@ class _Core:
         self.outstanding = 0  # chunks in the store, not answered yet
         self.max_outstanding = max(64, 16 * processes)
         self.taskqueue: queue.SimpleQueue = queue.SimpleQueue()
+        self.feed_lock = threading.Lock()  # held while a job's chunks are being stored
         #: Stored items of jobs that may be withdrawn before a worker takes them
         #: (b"" while not fed yet), and jobs withdrawn before they were fed.
         self.withdrawable: dict[int, bytes] = {}
@@ -203,9 +204,18 @@ class _Core:
 
     # -- tasks --
     def submit(self, job: int, tasks, set_length=None, withdrawable: bool = False) -> None:
-        """Queue ``tasks`` (an iterable of (job, i, func, args, kwds)) for the feeder."""
+        """Queue ``tasks`` (an iterable of (job, i, func, args, kwds)) for the feeder,
+        or store a ready list at once when the feeder has nothing to do (one thread
+        hand-off less for ``apply``)."""
         if withdrawable:
             self.withdrawable[job] = b""
+        if isinstance(tasks, list) and self.feed_lock.acquire(blocking=False):
+            try:
+                if self.taskqueue.empty() and self.outstanding + len(tasks) < self.max_outstanding:
+                    self.feed_job(runtime.current(), job, tasks, set_length)
+                    return
+            finally:
+                self.feed_lock.release()
         self.taskqueue.put((job, tasks, set_length))
 
     def withdraw(self, job: int) -> bool:
@@ -232,8 +242,11 @@ class _Core:
         rt = runtime.current()
         while True:
             job, tasks, set_length = self.taskqueue.get()
-            if tasks is None or not self.feed_job(rt, job, tasks, set_length):
+            if tasks is None:
                 return
+            with self.feed_lock:
+                if not self.feed_job(rt, job, tasks, set_length):
+                    return
 
     def feed_job(self, rt: runtime.Runtime, job: int, tasks, set_length) -> bool:
         count = 0
