@@ -75,18 +75,16 @@ never at once), each of which prints one JSON line of timings (prefixed with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
-import json
-import multiprocessing
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+import common
 
 RESULT_MARKER = "POOL_RESULT "
 HERE = os.path.abspath(__file__)
@@ -141,13 +139,19 @@ def _ppid_of(stat: bytes) -> int:
     return int(stat[stat.rindex(b")") + 2:].split()[1])
 
 
-def _ppid(pid: int) -> int:
-    """The parent of ``pid``; -1 if it is gone."""
+def _stat(pid: int | str) -> bytes | None:
+    """The text of ``/proc/<pid>/stat``; None if the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return _ppid_of(f.read())
+            return f.read()
     except OSError:
-        return -1
+        return None
+
+
+def _ppid(pid: int) -> int:
+    """The parent of ``pid``; -1 if it is gone."""
+    stat = _stat(pid)
+    return -1 if stat is None else _ppid_of(stat)
 
 
 def _descendants(root: int) -> list[int]:
@@ -156,10 +160,8 @@ def _descendants(root: int) -> list[int]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
+        stat = _stat(entry.name)
+        if stat is None:
             continue  # gone meanwhile
         children.setdefault(_ppid_of(stat), []).append(int(entry.name))
     tree, todo = [], [root]
@@ -250,26 +252,10 @@ class TreeMemorySampler:
 # -- the measured side (runs inside the subprocesses) --
 
 
-def _check_stdlib_or_ours(ours: bool) -> PoolFactory:
-    """The fork context's Pool, after refusing to measure the wrong implementation."""
-    hook = sys.modules.get("transparent_mp.hook")
-    installed = hook is not None and hook.is_installed()
-    if ours and not installed:
-        raise SystemExit("run the 'ours' measurement as: python -m transparent_mp "
-                         f"{sys.argv[0]} --measure ours")
-    if not ours and installed:
-        raise SystemExit("stdlib measurement must run in plain python, without the hook")
-    ctx = multiprocessing.get_context("fork")
-    module = type(ctx).__module__
-    expected = "transparent_mp.context" if ours else "multiprocessing.context"
-    if module != expected:
-        raise SystemExit(f"get_context('fork') gave {ctx!r} (from {module}), not {expected}")
-    return ctx.Pool
-
-
 def _pool_factory(variant: str) -> PoolFactory:
+    """The Pool class of ``variant`` (the fork context's for stdlib and ours)."""
     if variant in ("stdlib", "ours"):
-        return _check_stdlib_or_ours(variant == "ours")
+        return common.fork_context(variant == "ours").Pool
     module = importlib.import_module(OTHERS[variant])
     return lambda processes: module.Pool(processes=processes)
 
@@ -293,27 +279,9 @@ def _create_to_first_result(factory: PoolFactory) -> float:
 
 def bench_creation(variant: str, factory: PoolFactory, warm_pools: int) -> dict[str, Any]:
     """The cold first Pool of this driver, then ``warm_pools`` more."""
-    runtime_start: list[float] = []
-    if variant == "ours":
-        from transparent_mp import runtime
-
-        if runtime._current is not None:
-            raise SystemExit("the transparent_mp runtime is already up: this is not a cold start")
-        start_driver = runtime._start_driver
-
-        def timed_start_driver() -> Any:
-            t0 = time.perf_counter()
-            try:
-                return start_driver()
-            finally:
-                runtime_start.append(time.perf_counter() - t0)
-
-        runtime._start_driver = timed_start_driver
-        try:
-            cold = _create_to_first_result(factory)
-        finally:
-            runtime._start_driver = start_driver
-    else:
+    timing = (common.timing_runtime_start() if variant == "ours"
+              else contextlib.nullcontext([]))
+    with timing as runtime_start:
         cold = _create_to_first_result(factory)
     warm = [_create_to_first_result(factory) for _ in range(warm_pools)]
     return {"cold_s": cold, "warm_s": warm,
@@ -422,13 +390,7 @@ def measure(variant: str, args: argparse.Namespace) -> None:
         _close(pool)
         result["cpu"] = bench_cpu(factory, args.spin_iterations, args.cpu_repeats)
     result["measure_wall_s"] = time.perf_counter() - t0
-    if variant == "ours":
-        from transparent_mp import runtime
-
-        backend = runtime.current().backend
-        result["workers_started"] = getattr(backend, "workers_started", None)
-    sys.stdout.write(RESULT_MARKER + json.dumps(result) + "\n")
-    sys.stdout.flush()
+    common.emit_result(RESULT_MARKER, result, variant == "ours")
 
 
 # -- the runner --
@@ -436,15 +398,7 @@ def measure(variant: str, args: argparse.Namespace) -> None:
 
 def _run(cmd: list[str]) -> dict[str, Any]:
     """Run one measuring subprocess and return the result it printed."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
-                          check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARKER)]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed with exit status {proc.returncode}\n"
-            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
-        )
-    return json.loads(lines[-1][len(RESULT_MARKER):])
+    return common.run_measured(cmd, RESULT_MARKER, SUBPROCESS_TIMEOUT_S)
 
 
 def calibrate_spin(seconds: float) -> int:
@@ -470,42 +424,20 @@ def calibrate_spin(seconds: float) -> int:
     return max(1, round(seconds / statistics.median(per_iteration)))
 
 
-def _git_revision() -> str | None:
-    """The checkout's commit, "+dirty" if tracked files differ from it; None outside git."""
-    root = os.path.dirname(os.path.dirname(HERE))
-    try:
-        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10, check=True).stdout
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head.strip() + ("+dirty" if dirty.strip() else "")
-
-
-def _p90(values: list[float]) -> float:
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=10, method="inclusive")[8]
-
-
 def _summarise(main_runs: list[dict[str, Any]],
                creation_runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The figures of one variant, its runs' samples pooled."""
-    def pooled(key: str) -> list[float]:
-        return [s for r in main_runs for s in r[key]]
-
     creations = [r["creation"] for r in main_runs + creation_runs]
     cold_ms = [c["cold_s"] * 1e3 for c in creations]
     warm_ms = [s * 1e3 for c in creations for s in c["warm_s"]]
     runtime_ms = [c["cold_runtime_start_s"] * 1e3 for c in creations
                   if c.get("cold_runtime_start_s") is not None]
-    map_default, map_cs1 = pooled("map_default_s"), pooled("map_chunksize1_s")
-    apply_ms = [s * 1e3 for s in pooled("apply_s")]
-    arrays = pooled("arrays_s")
-    pool1 = [s for r in main_runs for s in r["cpu"]["pool1_s"]]
-    pool2 = [s for r in main_runs for s in r["cpu"]["pool2_s"]]
+    map_default = common.pooled(main_runs, "map_default_s")
+    map_cs1 = common.pooled(main_runs, "map_chunksize1_s")
+    apply_ms = [s * 1e3 for s in common.pooled(main_runs, "apply_s")]
+    arrays = common.pooled(main_runs, "arrays_s")
+    cpu_runs = [r["cpu"] for r in main_runs]
+    pool1, pool2 = common.pooled(cpu_runs, "pool1_s"), common.pooled(cpu_runs, "pool2_s")
     memory = max((r["memory"] for r in main_runs), key=lambda m: m["peak_rss_kb"])
     array_mb = ARRAY_COUNT * ARRAY_BYTES / MB
     return {
@@ -514,7 +446,7 @@ def _summarise(main_runs: list[dict[str, Any]],
         "map_chunksize1_tasks_s": MAP_TASKS / statistics.median(map_cs1),
         "map_chunksize1_s": map_cs1,
         "apply_median_ms": statistics.median(apply_ms),
-        "apply_p90_ms": _p90(apply_ms),
+        "apply_p90_ms": common.p90(apply_ms),
         "apply_n": len(apply_ms),
         "arrays_mb_s": array_mb / statistics.median(arrays),
         "arrays_input_mb": array_mb,
@@ -551,8 +483,7 @@ ROWS: tuple[tuple[str, str, bool, float, str], ...] = (
 def _measure_variant(variant: str, args: argparse.Namespace,
                      spin_iterations: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The main runs and the creation-only runs of one variant, one subprocess at a time."""
-    py = sys.executable
-    prefix = [py, "-m", "transparent_mp", HERE] if variant == "ours" else [py, HERE]
+    prefix = common.measure_command(HERE, ours=variant == "ours")
     passed = ["--measure", variant, "--repeats", str(args.repeats),
               "--apply-calls", str(args.apply_calls), "--apply-warmup", str(args.apply_warmup),
               "--array-repeats", str(args.array_repeats), "--cpu-repeats", str(args.cpu_repeats),
@@ -597,13 +528,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "multiprocessing.Pool",
         "ratio_meaning": "ours / stdlib of the figure shown: for tasks/s, MB/s and speed-up "
                          "< 1 means ours is worse; for ms and MiB > 1 means ours is worse",
-        "environment": {
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "git_revision": _git_revision(),
-        },
+        "environment": common.environment(with_git_revision=True),
         "settings": {
             "workers": WORKERS, "map_tasks": MAP_TASKS, "repeats": args.repeats,
             "apply_calls": args.apply_calls, "apply_warmup": args.apply_warmup,
@@ -622,26 +547,28 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _fmt(value: float, unit: str) -> str:
+    """A figure of the table in its unit's format ("int", "x", "mib" or "ms")."""
     if unit == "int":
         return f"{value:,.0f}"
     if unit == "x":
-        return f"{value:.2f}x"
+        return common.ratio(value)
     if unit == "mib":
         return f"{value:.1f}"
     return f"{value:.2f}" if value < 100 else f"{value:.0f}"
 
 
 def format_table(result: dict[str, Any]) -> str:
+    """The result as a table of the rows (stdlib, ours, the others if any), with notes."""
     env = result["environment"]
     s = result["settings"]
     extra = [v for v in result["figures"] if v not in ("stdlib", "ours")]
-    width = max(len(r["benchmark"]) for r in result["rows"])
-    head = (f"{'benchmark':<{width}}  {'stdlib':>10}  {'ours':>10}  {'ratio':>6}  "
-            f"{'aim for ours':>13}  {'met':>7}" + "".join(f"  {v:>10}" for v in extra))
+    widths = (max(len(r["benchmark"]) for r in result["rows"]), 10, 10, 6, 13, 7,
+              *(10 for _ in extra))
+    head = common.table_line(("benchmark", "stdlib", "ours", "ratio", "aim for ours", "met",
+                              *extra), widths)
     out = [
         f"multiprocessing.Pool: stdlib fork context vs transparent_mp, {s['workers']} workers; "
-        f"python {env['python']}, {env['cpu_count']} CPUs, {env['platform']}"
-        + (f", transparent_mp at {env['git_revision']}" if env.get("git_revision") else ""),
+        f"{common.env_line(env)}",
         f"{s['runs']} run(s); maps: {s['repeats']} timed after 1 warm-up; apply: "
         f"{s['apply_calls']} after {s['apply_warmup']}; arrays: {s['array_repeats']} timed "
         f"after 1; CPU: {s['cpu_tasks']} tasks of ~{s['cpu_task_seconds']} s, "
@@ -654,11 +581,11 @@ def format_table(result: dict[str, Any]) -> str:
     for row in result["rows"]:
         sign = ">=" if row["higher_is_better"] else "<="
         aim = f"{sign} {_fmt(row['aim'], row['unit'])}"
-        out.append(
-            f"{row['benchmark']:<{width}}  {_fmt(row['stdlib'], row['unit']):>10}  "
-            f"{_fmt(row['ours'], row['unit']):>10}  {row['ratio']:>5.2f}x  {aim:>13}  "
-            f"{'met' if row['met'] else 'NOT met':>7}"
-            + "".join(f"  {_fmt(row[v], row['unit']):>10}" for v in extra))
+        out.append(common.table_line(
+            (row["benchmark"], *(_fmt(row[v], row["unit"]) for v in ("stdlib", "ours")),
+             common.ratio(row["ratio"]), aim, "met" if row["met"] else "NOT met",
+             *(_fmt(row[v], row["unit"]) for v in extra)),
+            widths))
     st, ours = result["figures"]["stdlib"], result["figures"]["ours"]
     out += [
         "",
@@ -683,11 +610,7 @@ def format_table(result: dict[str, Any]) -> str:
                    f"{fig['memory_peak_pss_mib']:.1f} MiB ({fig['memory']['samples']} samples)")
     for variant, note in result["others"].items():
         out.append(f"{variant}: {note}")
-    out += [
-        "",
-        f"workers started per ours driver: {ours['workers_started']}; "
-        f"total wall time {result['total_wall_s']:.1f} s",
-    ]
+    out += common.footer(ours["workers_started"], result["total_wall_s"])
     return "\n".join(out)
 
 
@@ -695,7 +618,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="multiprocessing.Pool map/apply/arrays/scaling/creation/memory: "
                     "transparent_mp vs stdlib fork.")
-    parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    common.add_json_flag(parser)
     parser.add_argument("--runs", type=int, default=1,
                         help="main measuring subprocesses per side, samples pooled (default: 1)")
     parser.add_argument("--repeats", type=int, default=5,
@@ -724,13 +647,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--part", choices=("all", "creation"), default="all",
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("runs", "repeats", "apply_calls", "array_repeats", "cpu_repeats",
-                 "warm_pools"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("apply_warmup", "creation_runs", "spin_iterations"):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must not be negative")
+    common.check_counts(parser, args,
+                        positive=("runs", "repeats", "apply_calls", "array_repeats",
+                                  "cpu_repeats", "warm_pools"),
+                        non_negative=("apply_warmup", "creation_runs", "spin_iterations"))
     if args.cpu_task_seconds <= 0:
         parser.error("--cpu-task-seconds must be positive")
 
@@ -739,8 +659,7 @@ def main(argv: list[str] | None = None) -> None:
             args.spin_iterations = calibrate_spin(args.cpu_task_seconds)
         measure(args.measure, args)
     else:
-        result = run_all(args)
-        print(json.dumps(result, indent=2) if args.json else format_table(result))
+        common.print_result(run_all(args), args.json, format_table)
 
 
 if __name__ == "__main__":

@@ -47,15 +47,13 @@ which runs all five measurements and prints one JSON line (prefixed with
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from typing import Any
+
+import common
 
 RESULT_MARKER = "PRIMITIVES_RESULT "
 HERE = os.path.abspath(__file__)
@@ -102,46 +100,42 @@ def _join(p: Any) -> None:
         raise RuntimeError(f"the worker Process exited with {p.exitcode}")
 
 
-def bench_queue(ctx: Any, warmup: int, round_trips: int) -> list[float]:
-    """Seconds per Queue round trip through one worker Process."""
-    q1, q2 = ctx.Queue(), ctx.Queue()
-    p = ctx.Process(target=queue_echo, args=(q1, q2))
+def _echo_round_trips(p: Any, send: Callable[[Any], Any], recv: Callable[[], Any],
+                      warmup: int, round_trips: int, echo: str) -> list[float]:
+    """Seconds per ``send(i)`` + ``recv()`` through the echo Process ``p``.
+
+    ``p`` is started first; ``warmup`` untimed round trips come before the timed
+    ones, and a ``send(None)`` then stops ``p``, which is joined.
+    """
     p.start()
     samples: list[float] = []
     clock = time.perf_counter
     for i in range(warmup + round_trips):
         t0 = clock()
-        q1.put(i)
-        x = q2.get()
+        send(i)
+        x = recv()
         dt = clock() - t0
         if x != i:
-            raise RuntimeError(f"queue echo returned {x!r}, expected {i!r}")
+            raise RuntimeError(f"{echo} returned {x!r}, expected {i!r}")
         if i >= warmup:
             samples.append(dt)
-    q1.put(None)
+    send(None)
     _join(p)
     return samples
+
+
+def bench_queue(ctx: Any, warmup: int, round_trips: int) -> list[float]:
+    """Seconds per Queue round trip through one worker Process."""
+    q1, q2 = ctx.Queue(), ctx.Queue()
+    p = ctx.Process(target=queue_echo, args=(q1, q2))
+    return _echo_round_trips(p, q1.put, q2.get, warmup, round_trips, "queue echo")
 
 
 def bench_pipe(ctx: Any, warmup: int, round_trips: int) -> list[float]:
     """Seconds per Pipe round trip through one worker Process."""
     mine, theirs = ctx.Pipe()
     p = ctx.Process(target=pipe_echo, args=(theirs,))
-    p.start()
-    samples: list[float] = []
-    clock = time.perf_counter
-    for i in range(warmup + round_trips):
-        t0 = clock()
-        mine.send(i)
-        x = mine.recv()
-        dt = clock() - t0
-        if x != i:
-            raise RuntimeError(f"pipe echo returned {x!r}, expected {i!r}")
-        if i >= warmup:
-            samples.append(dt)
-    mine.send(None)
-    _join(p)
-    return samples
+    return _echo_round_trips(p, mine.send, mine.recv, warmup, round_trips, "pipe echo")
 
 
 def bench_lock(ctx: Any, batch: int, batches: int) -> list[float]:
@@ -200,26 +194,10 @@ def bench_send_bytes(ctx: Any, warmup: int, transfers: int) -> list[float]:
     return samples
 
 
-def _check_objects(ctx: Any, ours: bool) -> None:
-    """Refuse to measure the wrong implementation."""
-    hook = sys.modules.get("transparent_mp.hook")
-    installed = hook is not None and hook.is_installed()
-    if ours and not installed:
-        raise SystemExit("run the 'ours' measurement as: python -m transparent_mp "
-                         f"{sys.argv[0]} --measure ours")
-    if not ours and installed:
-        raise SystemExit("stdlib measurement must run in plain python, without the hook")
-    module = type(ctx).__module__
-    expected = "transparent_mp.context" if ours else "multiprocessing.context"
-    if module != expected:
-        raise SystemExit(f"get_context('fork') gave {ctx!r} (from {module}), not {expected}")
-
-
 def measure(variant: str, args: argparse.Namespace) -> None:
     """Run the five measurements in this interpreter and print one result line."""
     ours = variant == "ours"
-    ctx = multiprocessing.get_context("fork")
-    _check_objects(ctx, ours)
+    ctx = common.fork_context(ours)
     t0 = time.perf_counter()
     result: dict[str, Any] = {
         "variant": variant,
@@ -230,13 +208,7 @@ def measure(variant: str, args: argparse.Namespace) -> None:
         "send_bytes_s": bench_send_bytes(ctx, args.bytes_warmup, args.transfers),
     }
     result["measure_wall_s"] = time.perf_counter() - t0
-    if ours:
-        from transparent_mp import runtime
-
-        backend = runtime.current().backend
-        result["workers_started"] = getattr(backend, "workers_started", None)
-    sys.stdout.write(RESULT_MARKER + json.dumps(result) + "\n")
-    sys.stdout.flush()
+    common.emit_result(RESULT_MARKER, result, ours)
 
 
 # -- the runner --
@@ -244,30 +216,16 @@ def measure(variant: str, args: argparse.Namespace) -> None:
 
 def _run(cmd: list[str]) -> dict[str, Any]:
     """Run one measuring subprocess and return the result it printed."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
-                          check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARKER)]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed with exit status {proc.returncode}\n"
-            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
-        )
-    return json.loads(lines[-1][len(RESULT_MARKER):])
-
-
-def _p90(values: list[float]) -> float:
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=10, method="inclusive")[8]
+    return common.run_measured(cmd, RESULT_MARKER, SUBPROCESS_TIMEOUT_S)
 
 
 def _latency_us(samples_s: list[float]) -> dict[str, Any]:
-    us = [s * 1e6 for s in samples_s]
-    return {"n": len(us), "median_us": statistics.median(us), "p90_us": _p90(us),
-            "min_us": min(us), "max_us": max(us), "samples_us": us}
+    """n, median, p90, min and max of ``samples_s`` (and the samples), in µs."""
+    return common.latency_stats(samples_s, 1e6, "us")
 
 
 def _throughput(samples_s: list[float]) -> dict[str, Any]:
+    """n, median, min and max MB/s of ``BYTES_SIZE``-byte transfers taking ``samples_s``."""
     mbps = [BYTES_SIZE / s / 1e6 for s in samples_s]
     return {"n": len(mbps), "bytes": BYTES_SIZE, "median_mb_s": statistics.median(mbps),
             "min_mb_s": min(mbps), "max_mb_s": max(mbps),
@@ -275,15 +233,13 @@ def _throughput(samples_s: list[float]) -> dict[str, Any]:
 
 
 def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    def pooled(key: str) -> list[float]:
-        return [s for r in runs for s in r[key]]
-
+    """The figures of one side, its runs' samples pooled."""
     return {
-        "queue": _latency_us(pooled("queue_s")),
-        "pipe": _latency_us(pooled("pipe_s")),
-        "lock": _latency_us(pooled("lock_pair_s")),
-        "value": _latency_us(pooled("value_op_s")),
-        "send_bytes": _throughput(pooled("send_bytes_s")),
+        "queue": _latency_us(common.pooled(runs, "queue_s")),
+        "pipe": _latency_us(common.pooled(runs, "pipe_s")),
+        "lock": _latency_us(common.pooled(runs, "lock_pair_s")),
+        "value": _latency_us(common.pooled(runs, "value_op_s")),
+        "send_bytes": _throughput(common.pooled(runs, "send_bytes_s")),
     }
 
 
@@ -301,7 +257,8 @@ ROWS: tuple[tuple[str, str, str, bool], ...] = (
 
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
     """Run every measurement, one subprocess at a time; the whole result."""
-    py = sys.executable
+    stdlib_cmd = common.measure_command(HERE, ours=False)
+    ours_cmd = common.measure_command(HERE, ours=True)
     passed = ["--round-trips", str(args.round_trips), "--warmup", str(args.warmup),
               "--batch", str(args.batch), "--batches", str(args.batches),
               "--transfers", str(args.transfers), "--bytes-warmup", str(args.bytes_warmup)]
@@ -309,8 +266,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     stdlib_runs: list[dict[str, Any]] = []
     ours_runs: list[dict[str, Any]] = []
     for _ in range(args.runs):
-        stdlib_runs.append(_run([py, HERE, "--measure", "stdlib", *passed]))
-        ours_runs.append(_run([py, "-m", "transparent_mp", HERE, "--measure", "ours", *passed]))
+        stdlib_runs.append(_run([*stdlib_cmd, "--measure", "stdlib", *passed]))
+        ours_runs.append(_run([*ours_cmd, "--measure", "ours", *passed]))
     wall = time.perf_counter() - t0
 
     stdlib = _summarise(stdlib_runs)
@@ -325,12 +282,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "primitive latency and throughput",
         "ratio_meaning": "ours / stdlib of times (for MB/s: stdlib MB/s / ours MB/s): "
                          "> 1 means ours is slower, < 1 means ours is faster",
-        "environment": {
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-        },
+        "environment": common.environment(),
         "settings": {
             "runs": args.runs, "round_trips": args.round_trips, "warmup": args.warmup,
             "batch": args.batch, "batches": args.batches, "transfers": args.transfers,
@@ -355,22 +307,22 @@ def _num(x: float) -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
+    """The result as a table of the rows, stdlib beside ours, with notes."""
     env = result["environment"]
     s = result["settings"]
-    width = max(len(r["benchmark"]) for r in result["rows"])
+    widths = (max(len(r["benchmark"]) for r in result["rows"]), 10, 10, 8)
     out = [
-        f"Primitives: stdlib fork context vs transparent_mp; python {env['python']}, "
-        f"{env['cpu_count']} CPUs, {env['platform']}",
+        f"Primitives: stdlib fork context vs transparent_mp; {common.env_line(env)}",
         f"{s['runs']} run(s); round trips {s['round_trips']} (after {s['warmup']} warm-up) "
         f"per run; lock/value {s['batches']} batches x {s['batch']}; "
         f"{s['transfers']} x {s['bytes_size'] // 10**6} MB transfers",
         "",
-        f"{'benchmark':<{width}}  {'stdlib':>10}  {'ours':>10}  {'ratio':>8}",
-        f"{'-' * width}  {'-' * 10}  {'-' * 10}  {'-' * 8}",
+        common.table_line(("benchmark", "stdlib", "ours", "ratio"), widths),
+        common.table_line(["-" * w for w in widths], widths),
     ]
     for row in result["rows"]:
-        out.append(f"{row['benchmark']:<{width}}  {_num(row['stdlib']):>10}  "
-                   f"{_num(row['ours']):>10}  {row['ratio']:>7.2f}x")
+        out.append(common.table_line((row["benchmark"], _num(row["stdlib"]), _num(row["ours"]),
+                                      common.ratio(row["ratio"])), widths))
     aim = result["aim"]
     out += [
         "",
@@ -379,9 +331,7 @@ def format_table(result: dict[str, Any]) -> str:
         "",
         f"issue's aim: Queue ping-pong median under {aim['queue_median_under_us']:.0f} µs; "
         f"ours {aim['ours_queue_median_us']:.1f} µs: {'met' if aim['met'] else 'NOT met'}",
-        "",
-        f"workers started per ours driver: {result['ours_workers_started_per_run']}; "
-        f"total wall time {result['total_wall_s']:.1f} s",
+        *common.footer(result["ours_workers_started_per_run"], result["total_wall_s"]),
     ]
     return "\n".join(out)
 
@@ -389,7 +339,7 @@ def format_table(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Queue, Pipe, Lock, Value and send_bytes: transparent_mp vs stdlib fork.")
-    parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    common.add_json_flag(parser)
     parser.add_argument("--runs", type=int, default=1,
                         help="stdlib+ours subprocess pairs, samples pooled (default: 1)")
     parser.add_argument("--round-trips", type=int, default=2000,
@@ -406,18 +356,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="untimed 10 MB transfers first (default: 2)")
     parser.add_argument("--measure", choices=("stdlib", "ours"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("runs", "round_trips", "batch", "batches", "transfers"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("warmup", "bytes_warmup"):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must not be negative")
+    common.check_counts(parser, args,
+                        positive=("runs", "round_trips", "batch", "batches", "transfers"),
+                        non_negative=("warmup", "bytes_warmup"))
 
     if args.measure is not None:
         measure(args.measure, args)
     else:
-        result = run_all(args)
-        print(json.dumps(result, indent=2) if args.json else format_table(result))
+        common.print_result(run_all(args), args.json, format_table)
 
 
 if __name__ == "__main__":

@@ -40,15 +40,12 @@ which prints one JSON line of timings (prefixed with ``RESULT_MARKER``).
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
-import platform
-import statistics
-import subprocess
-import sys
 import time
 from typing import Any
+
+import common
 
 RESULT_MARKER = "PROCESS_LATENCY_RESULT "
 HERE = os.path.abspath(__file__)
@@ -74,22 +71,16 @@ def _start_join(process_class: Any) -> float:
     return elapsed
 
 
-def _emit(result: dict[str, Any]) -> None:
-    sys.stdout.write(RESULT_MARKER + json.dumps(result) + "\n")
-    sys.stdout.flush()
-
-
 def measure_stdlib(method: str, iterations: int) -> None:
     """Time ``iterations`` start+joins (after one warm-up) with a stdlib context."""
-    hook = sys.modules.get("transparent_mp.hook")
-    if hook is not None and hook.is_installed():
-        raise SystemExit("stdlib measurement must run in plain python, without the hook")
+    common.check_hook(ours=False)
     ctx = multiprocessing.get_context(method)
     if ctx.Process.__module__ != "multiprocessing.context":
         raise SystemExit(f"not the stdlib's Process: {ctx.Process!r}")
     warmup = _start_join(ctx.Process)
     samples = [_start_join(ctx.Process) for _ in range(iterations)]
-    _emit({"variant": f"stdlib-{method}", "warmup_s": warmup, "samples_s": samples})
+    common.emit_result(RESULT_MARKER, {"variant": f"stdlib-{method}", "warmup_s": warmup,
+                                       "samples_s": samples})
 
 
 def measure_ours(warm_iterations: int) -> None:
@@ -97,38 +88,18 @@ def measure_ours(warm_iterations: int) -> None:
     from transparent_mp import process as tmp_process
 
     if multiprocessing.Process is not tmp_process.Process:
-        raise SystemExit("run the 'ours' measurement as: python -m transparent_mp "
-                         f"{sys.argv[0]} --measure ours")
-    from transparent_mp import runtime
-
-    if runtime._current is not None:
-        raise SystemExit("the transparent_mp runtime is already up: this is not a cold start")
+        common.refuse_wrong_side(ours=True)
     # Time the runtime's creation (embedded Redis start and ping) inside the cold
     # start+join, to tell it apart from the worker's start; the call is unchanged.
-    runtime_start: list[float] = []
-    start_driver = runtime._start_driver
-
-    def timed_start_driver() -> Any:
-        t0 = time.perf_counter()
-        try:
-            return start_driver()
-        finally:
-            runtime_start.append(time.perf_counter() - t0)
-
-    runtime._start_driver = timed_start_driver
-    try:
+    with common.timing_runtime_start() as runtime_start:
         cold = _start_join(multiprocessing.Process)
-    finally:
-        runtime._start_driver = start_driver
     warm = [_start_join(multiprocessing.Process) for _ in range(warm_iterations)]
-    backend = runtime.current().backend
-    _emit({
+    common.emit_result(RESULT_MARKER, {
         "variant": "ours",
         "cold_s": cold,
         "cold_runtime_start_s": runtime_start[0] if runtime_start else None,
         "samples_s": warm,
-        "workers_started": getattr(backend, "workers_started", None),
-    })
+    }, ours=True)
 
 
 # -- the runner --
@@ -136,41 +107,25 @@ def measure_ours(warm_iterations: int) -> None:
 
 def _run(cmd: list[str]) -> dict[str, Any]:
     """Run one measuring subprocess and return the result it printed."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
-                          check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARKER)]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed with exit status {proc.returncode}\n"
-            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
-        )
-    return json.loads(lines[-1][len(RESULT_MARKER):])
+    return common.run_measured(cmd, RESULT_MARKER, SUBPROCESS_TIMEOUT_S)
 
 
 def _stats_ms(samples_s: list[float]) -> dict[str, Any]:
-    ms = [s * 1000.0 for s in samples_s]
-    p90 = statistics.quantiles(ms, n=10, method="inclusive")[8] if len(ms) >= 2 else ms[0]
-    return {
-        "n": len(ms),
-        "median_ms": statistics.median(ms),
-        "p90_ms": p90,
-        "min_ms": min(ms),
-        "max_ms": max(ms),
-        "samples_ms": ms,
-    }
+    """n, median, p90, min and max of ``samples_s`` (and the samples), in ms."""
+    return common.latency_stats(samples_s, 1000.0, "ms")
 
 
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
     """Run every measurement, one subprocess at a time; the whole result."""
-    py = sys.executable
+    stdlib_cmd = common.measure_command(HERE, ours=False)
+    ours_cmd = common.measure_command(HERE, ours=True)
     t0 = time.perf_counter()
-    fork = _run([py, HERE, "--measure", "stdlib-fork",
+    fork = _run([*stdlib_cmd, "--measure", "stdlib-fork",
                  "--iterations", str(args.fork_iterations)])
-    spawn = _run([py, HERE, "--measure", "stdlib-spawn",
+    spawn = _run([*stdlib_cmd, "--measure", "stdlib-spawn",
                   "--iterations", str(args.spawn_iterations)])
     ours_runs = [
-        _run([py, "-m", "transparent_mp", HERE, "--measure", "ours",
-              "--iterations", str(args.warm_iterations)])
+        _run([*ours_cmd, "--measure", "ours", "--iterations", str(args.warm_iterations)])
         for _ in range(args.runs)
     ]
     wall = time.perf_counter() - t0
@@ -193,12 +148,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "process start+join latency",
         "ratio_meaning": "ours / stdlib: < 1 means ours is faster, > 1 means ours is slower",
-        "environment": {
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-        },
+        "environment": common.environment(),
         "settings": {
             "fork_iterations": args.fork_iterations,
             "spawn_iterations": args.spawn_iterations,
@@ -216,6 +166,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def format_table(result: dict[str, Any]) -> str:
+    """The result as a table of latencies and one of ratios, with notes."""
     env = result["environment"]
     s = result["settings"]
     labels = {
@@ -224,28 +175,31 @@ def format_table(result: dict[str, Any]) -> str:
         "ours_warm": f"ours warm ({s['ours_runs']} drivers x {s['warm_iterations_per_run']})",
         "ours_cold": f"ours cold (first in {s['ours_runs']} fresh drivers)",
     }
-    width = max(len(v) for v in labels.values())
+    widths = (max(len(v) for v in labels.values()), 5, 10, 10, 10)
     out = [
-        f"Process start+join latency, no-op target; python {env['python']}, "
-        f"{env['cpu_count']} CPUs, {env['platform']}",
+        f"Process start+join latency, no-op target; {common.env_line(env)}",
         "",
-        f"{'variant':<{width}}  {'n':>5}  {'median ms':>10}  {'p90 ms':>10}  {'min ms':>10}",
+        common.table_line(("variant", "n", "median ms", "p90 ms", "min ms"), widths),
     ]
     for key, label in labels.items():
         v = result["variants"][key]
-        out.append(f"{label:<{width}}  {v['n']:>5}  {v['median_ms']:>10.2f}  "
-                   f"{v['p90_ms']:>10.2f}  {v['min_ms']:>10.2f}")
+        out.append(common.table_line(
+            (label, str(v["n"]), *(f"{v[stat]:.2f}" for stat in ("median_ms", "p90_ms", "min_ms"))),
+            widths))
+    ratio_widths = (10, 14, 11, 15, 12)
     out += [
         "",
         "ratio = ours / stdlib (< 1: ours is faster; > 1: ours is slower)",
-        f"{'':<10}  {'vs fork median':>14}  {'vs fork p90':>11}  "
-        f"{'vs spawn median':>15}  {'vs spawn p90':>12}",
+        common.table_line(("", "vs fork median", "vs fork p90", "vs spawn median",
+                           "vs spawn p90"), ratio_widths),
     ]
     for ours in ("ours_warm", "ours_cold"):
         f = result["ratios"][f"{ours}/stdlib_fork"]
         sp = result["ratios"][f"{ours}/stdlib_spawn"]
-        out.append(f"{ours.replace('_', ' '):<10}  {f['median_ms']:>13.2f}x  "
-                   f"{f['p90_ms']:>10.2f}x  {sp['median_ms']:>14.2f}x  {sp['p90_ms']:>11.2f}x")
+        out.append(common.table_line(
+            (ours.replace("_", " "), *(common.ratio(r[stat]) for r in (f, sp)
+                                       for stat in ("median_ms", "p90_ms"))),
+            ratio_widths))
     rs = result["ours_cold_runtime_start"]
     if rs is not None:
         cold = result["variants"]["ours_cold"]["median_ms"]
@@ -256,18 +210,14 @@ def format_table(result: dict[str, Any]) -> str:
             f"the rest, ~{cold - rs['median_ms']:.0f} ms, is the worker interpreter's start,"
             " its rebuild of __main__ and the first invocation itself",
         ]
-    out += [
-        "",
-        f"workers started per ours driver: {result['ours_workers_started_per_run']}; "
-        f"total wall time {result['total_wall_s']:.1f} s",
-    ]
+    out += common.footer(result["ours_workers_started_per_run"], result["total_wall_s"])
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Process start+join latency: transparent_mp vs stdlib fork and spawn.")
-    parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    common.add_json_flag(parser)
     parser.add_argument("--runs", type=int, default=5,
                         help="fresh transparent_mp drivers, one cold sample each (default: 5)")
     parser.add_argument("--warm-iterations", type=int, default=40,
@@ -287,10 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.measure is not None:
         measure_stdlib(args.measure.removeprefix("stdlib-"), args.iterations)
     else:
-        if args.runs < 1:
-            parser.error("--runs must be at least 1")
-        result = run_all(args)
-        print(json.dumps(result, indent=2) if args.json else format_table(result))
+        common.check_counts(parser, args, positive=("runs",))
+        common.print_result(run_all(args), args.json, format_table)
 
 
 if __name__ == "__main__":
