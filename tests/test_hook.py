@@ -117,3 +117,14 @@ def test_libraries_that_subclass_the_context_process_work():
     result = run("cli", ["-c", code])
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["env ran in env-0", "0"]
+
+
+def test_thread_pools_stay_local_threads():
+    code = ("import os, multiprocessing.pool as p, multiprocessing.dummy as d\n"
+            "with p.ThreadPool(2) as tp:\n"
+            "    print(tp.map(abs, [-1, -2]), tp.apply(os.getpid) == os.getpid())\n"
+            "with d.Pool(2) as tp:\n"
+            "    print(list(tp.imap(abs, [-3])))\n")
+    result = run("cli", ["-c", code])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[1, 2] True", "[3]"]

@@ -38,6 +38,7 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
     ("multiprocessing", "SimpleQueue", _CONTEXT + "SimpleQueue"),
     ("multiprocessing", "Pool", _CONTEXT + "Pool"),
     ("multiprocessing.pool", "Pool", "transparent_mp.pool:Pool"),
+    ("multiprocessing.pool", "ThreadPool", "transparent_mp.pool:ThreadPool"),
     ("multiprocessing", "RawValue", _CONTEXT + "RawValue"),
     ("multiprocessing", "RawArray", _CONTEXT + "RawArray"),
     ("multiprocessing", "Value", _CONTEXT + "Value"),
@@ -52,6 +53,7 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
     # imports ``.process`` only when ProcessPoolExecutor is first used)
     ("concurrent.futures.process", "ProcessPoolExecutor",
      "transparent_mp.futures:ProcessPoolExecutor"),
+    ("joblib.parallel", "BACKENDS", "transparent_mp.integrations.joblib:BACKENDS"),
     *(("multiprocessing.sharedctypes", name, "transparent_mp.sharedctypes:" + name)
       for name in ("RawValue", "RawArray", "Value", "Array", "copy", "synchronized")),
 )

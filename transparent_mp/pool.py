@@ -18,6 +18,7 @@ exceptions come back with the remote traceback as ``__cause__``.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import pickle
@@ -25,6 +26,7 @@ import queue
 import threading
 import time
 import warnings
+from multiprocessing import context as _mp_context
 from multiprocessing import pool as _mp_pool
 from multiprocessing import util
 
@@ -41,7 +43,6 @@ MapResult = _mp_pool.MapResult
 IMapIterator = _mp_pool.IMapIterator
 IMapUnorderedIterator = _mp_pool.IMapUnorderedIterator
 MaybeEncodingError = _mp_pool.MaybeEncodingError
-ThreadPool = _mp_pool.ThreadPool
 mapstar, starmapstar = _mp_pool.mapstar, _mp_pool.starmapstar
 
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
@@ -112,6 +113,27 @@ def _pool_worker(key: str, size: int, initializer, initargs, maxtasks: int | Non
                 started = time.monotonic()
         if completions:
             conn.send_later(*completions)
+
+
+def _local_pool_module():
+    """A private copy of the stdlib's ``multiprocessing.pool``, for its ThreadPool.
+
+    The hook replaces ``multiprocessing.pool.Pool``, and the stdlib's ThreadPool
+    reaches its base class through that module global (``Pool.__init__``,
+    ``Pool._get_tasks``...): in this copy the name is still the stdlib's Pool, and
+    its context the stdlib's.
+    """
+    spec = importlib.util.spec_from_file_location("multiprocessing._local_pool",
+                                                  _mp_pool.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.get_context = _mp_context._default_context.get_context
+    return module
+
+
+#: ``multiprocessing.pool.ThreadPool`` (and ``multiprocessing.dummy.Pool``): threads,
+#: local on purpose.
+ThreadPool = _local_pool_module().ThreadPool
 
 
 def _chunks(func, iterable, size: int):
