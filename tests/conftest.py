@@ -18,7 +18,7 @@ from transparent_mp.util import sitecustomize_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "apps"
-RUN_TIMEOUT = 60
+RUN_TIMEOUT = 120
 
 
 @pytest.fixture
