@@ -54,6 +54,8 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
     ("concurrent.futures.process", "ProcessPoolExecutor",
      "transparent_mp.futures:ProcessPoolExecutor"),
     ("joblib.parallel", "BACKENDS", "transparent_mp.integrations.joblib:BACKENDS"),
+    ("pandarallel.core", "MEMORY_FS_ROOT",
+     "transparent_mp.integrations.pandarallel:MEMORY_FS_ROOT"),
     *(("multiprocessing.sharedctypes", name, "transparent_mp.sharedctypes:" + name)
       for name in ("RawValue", "RawArray", "Value", "Array", "copy", "synchronized")),
 )

@@ -30,6 +30,8 @@ from .. import config
 from ..util import logger, package_parent_dir, popen_bound_to_parent, sitecustomize_dir
 from .base import Backend, Invocation, InvocationHandle
 
+#: Seconds a worker beyond the configured concurrency stays warm once idle.
+_OVERFLOW_GRACE = 5.0
 #: How many times an invocation is handed to a new worker when the one it was
 #: given died before starting it.
 _MAX_DISPATCH = 3
@@ -40,13 +42,29 @@ class _LocalHandle(InvocationHandle):
         super().__init__(invocation.id)
         self.invocation = invocation
         self.dispatches = 0
+        self._signal_lock = threading.Lock()
+        self._pending_signal: int | None = None
 
     def signal(self, sig: int) -> None:
-        pid = self.pid
-        if self.poll() is not None or pid is None:
+        """Signal the process now, or as soon as it has started (without waiting)."""
+        with self._signal_lock:
+            if not self._started.is_set():
+                self._pending_signal = sig
+                return
+        self._kill(sig)
+
+    def set_started(self, pid: int) -> None:
+        with self._signal_lock:
+            super().set_started(pid)
+            sig, self._pending_signal = self._pending_signal, None
+        if sig is not None:
+            self._kill(sig)
+
+    def _kill(self, sig: int) -> None:
+        if self.poll() is not None or self._pid is None:
             return
         try:
-            os.kill(pid, sig)
+            os.kill(self._pid, sig)
         except ProcessLookupError:
             pass
 
@@ -191,7 +209,9 @@ class LocalBackend(Backend):
             if not self._idle:
                 return 5.0
             oldest = min(w.idle_since for w in self._idle)
-        return max(0.05, oldest + self.idle_timeout - time.monotonic())
+            overflow = len(self._idle) > self.concurrency
+        limit = min(_OVERFLOW_GRACE, self.idle_timeout) if overflow else self.idle_timeout
+        return max(0.05, oldest + limit - time.monotonic())
 
     def _read(self, worker: _Worker, fd: int) -> None:
         try:
@@ -301,12 +321,14 @@ class LocalBackend(Backend):
             handle.set_exit(1)
 
     def _retire_idle(self) -> None:
+        """Idle workers beyond the concurrency retire after a short grace (the next
+        burst may need them again); the others after the idle timeout."""
         now = time.monotonic()
         with self._lock:
-            keep = self.concurrency
-            for worker in list(self._idle):
-                overflow = len(self._idle) > keep
-                if overflow or now - worker.idle_since >= self.idle_timeout:
+            for worker in sorted(self._idle, key=lambda w: w.idle_since):
+                overflow = len(self._idle) > self.concurrency
+                limit = min(_OVERFLOW_GRACE, self.idle_timeout) if overflow else self.idle_timeout
+                if now - worker.idle_since >= limit:
                     self._idle.remove(worker)
                     worker.retire()
 
