@@ -186,6 +186,7 @@ class _Core:
         self.withdrawable: dict[int, bytes] = {}
         self.withdrawn: set[int] = set()
         self.workers: list[Process] = []
+        self.workers_lock = threading.Lock()
         self.inflight_keys: list[str] = []  # of every worker ever started
         self.wake_r, self.wake_w = os.pipe()
         self.repopulate()
@@ -204,17 +205,18 @@ class _Core:
     def repopulate(self) -> None:
         """Reap workers that ended (requeueing what they held) and start new ones."""
         conn = runtime.current().conn()
-        for worker in [w for w in self.workers if w.exitcode is not None]:
-            worker.join()
-            self.workers.remove(worker)
-            conn.run(scripts.REQUEUE, [self.inflight(worker), self.tasks], [KEY_TTL])
-        wanted = self.state == RUN or (self.state == CLOSE and self._cache)
-        while wanted and len(self.workers) < self.processes:
-            worker = Process(target=_pool_worker, args=(self.key, *self.worker_args),
-                             name=f"PoolWorker-{next(_worker_counter)}", daemon=True)
-            worker.start()
-            self.workers.append(worker)
-            self.inflight_keys.append(self.inflight(worker))
+        with self.workers_lock:  # not while shutdown() is terminating them
+            for worker in [w for w in self.workers if w.exitcode is not None]:
+                worker.join()
+                self.workers.remove(worker)
+                conn.run(scripts.REQUEUE, [self.inflight(worker), self.tasks], [KEY_TTL])
+            wanted = self.state == RUN or (self.state == CLOSE and self._cache)
+            while wanted and len(self.workers) < self.processes:
+                worker = Process(target=_pool_worker, args=(self.key, *self.worker_args),
+                                 name=f"PoolWorker-{next(_worker_counter)}", daemon=True)
+                worker.start()
+                self.workers.append(worker)
+                self.inflight_keys.append(self.inflight(worker))
 
     def watch_workers(self) -> None:
         while self.state != TERMINATE and (self.state == RUN or self.workers):
@@ -368,7 +370,8 @@ class _Core:
 
     def shutdown(self) -> None:
         """Stop workers and threads, delete the pool's keys (terminate, join, or GC)."""
-        self.state = TERMINATE
+        with self.workers_lock:
+            self.state = TERMINATE  # from now on no worker is started
         with self.lock:
             self.lock.notify_all()
         self.taskqueue.put((None, None, None))
