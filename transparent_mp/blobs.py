@@ -72,6 +72,9 @@ def dumps(obj: object) -> bytes:
             tag = serialize.tag_parts(parts, rt.secret)
             commands.append(("SET", key, (tag, *parts), "EX", KEY_TTL))
         rt.conn().execute_many(commands)
+        rt.stats["blobs"] += len(missing)
+        rt.stats["bytes_up"] += sum(len(blobs[k][0]) + sum(r.nbytes for r in blobs[k][1])
+                                    for k in missing)
         with _lock:
             _uploaded.update(missing)
     return buf.getvalue()

@@ -300,6 +300,9 @@ class _Core:
     def store(self, rt: runtime.Runtime, batch: list[tuple]) -> None:
         if batch:
             rt.conn().send_later(("RPUSH", self.tasks, *batch), ("EXPIRE", self.tasks, KEY_TTL))
+            rt.stats["pool_chunks"] += len(batch)
+            rt.stats["bytes_up"] += sum(len(item[1]) if isinstance(item, tuple) else len(item)
+                                        for item in batch)
             batch.clear()
 
     def prepare(self, rt: runtime.Runtime, task: tuple, batch: list[tuple]):

@@ -156,12 +156,13 @@ class Runtime:
 
 
 def print_stats(rt: Runtime) -> None:
+    """What this driver used: invocations, workers, Pool chunks, blobs, bytes stored."""
     s = rt.stats
     backend = rt._backend
     sys.stderr.write(
         f"[transparent_mp] backend={rt.settings.backend} invocations={s['invocations']} "
         f"workers_started={getattr(backend, 'workers_started', 0)} "
-        f"bytes_up={s['bytes_up']}\n"
+        f"pool_chunks={s['pool_chunks']} blobs={s['blobs']} bytes_up={s['bytes_up']}\n"
     )
 
 
