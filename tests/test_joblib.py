@@ -17,6 +17,11 @@ def slow(i):
     time.sleep(1.0)
     return i
 
+def fail_on_three(i):
+    if i == 3:
+        raise ValueError("three")
+    return i
+
 if __name__ == "__main__":
     out = {"driver": os.getpid()}
     out["default"] = Parallel(n_jobs=2)(delayed(where)(i) for i in range(8))
@@ -33,6 +38,11 @@ if __name__ == "__main__":
         out["timeout"] = "none"
     except multiprocessing.TimeoutError:  # what joblib raises, with loky too
         out["timeout"] = "raised"
+    try:
+        Parallel(n_jobs=2)(delayed(fail_on_three)(i) for i in range(8))
+    except ValueError as exc:  # the error, then the backend aborts the rest
+        out["error"] = str(exc)
+    out["after_error"] = Parallel(n_jobs=2)(delayed(fail_on_three)(i) for i in range(3))
     with parallel_config(n_jobs=-1):
         out["n_jobs_minus_1"] = Parallel()._effective_n_jobs()
     print(json.dumps(out))
@@ -54,6 +64,7 @@ def test_parallel_goes_remote_and_threads_stay_local(tmp_path):
         assert all(pid == driver for pid, _, _ in out[name]), name
     assert out["generator"] == [0, 1, 4, 9] and out["unordered"] == [0, 1, 4, 9]
     assert out["timeout"] == "raised"
+    assert out["error"] == "three" and out["after_error"] == [0, 1, 2]
     assert out["n_jobs_minus_1"] == 3  # counted from the remote concurrency
 
 
