@@ -90,6 +90,12 @@ def _drop_local(end: str, pid: int) -> None:
         pass
 
 
+def _peer_held(holders: int) -> None:
+    """Checks the reply to a send: nobody holds the other end any more."""
+    if not holders:
+        raise BrokenPipeError(32, "Broken pipe: the other end of the pipe is closed")
+
+
 class Connection:
     """One end of a :func:`Pipe`; the stdlib's Connection API."""
 
@@ -172,10 +178,9 @@ class Connection:
     # -- sending --
     def _send_item(self, body: bytes | memoryview) -> None:
         rt = runtime.current()
-        conn = rt.conn()
-        conn.send_later(conn.script(
-            scripts.PIPE_SEND, [self._peer_inbox, self._peer_holders],
-            [KEY_TTL, (rt.tag(body), body)]))
+        rt.conn().send_later(("RPUSH", self._peer_inbox, (rt.tag(body), body)),
+                             ("EXPIRE", self._peer_inbox, KEY_TTL),
+                             ("SCARD", self._peer_holders), check=_peer_held)
 
     def send_bytes(self, buf, offset: int = 0, size: int | None = None) -> None:
         self._check_closed()

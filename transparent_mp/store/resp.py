@@ -14,6 +14,7 @@ import re
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -53,7 +54,6 @@ class StoreError(RuntimeError):
 
 #: Errors our Lua scripts raise, and the exception each one means.
 _SCRIPT_ERRORS = {
-    "BROKENPIPE": lambda: BrokenPipeError(32, "Broken pipe: the other end of the pipe is closed"),
     "RELEASED_TOO_MANY": lambda: ValueError("semaphore or lock released too many times"),
     "TASK_DONE_TOO_MANY": lambda: ValueError("task_done() called too many times"),
 }
@@ -133,6 +133,7 @@ class Connection:
         self._reader = hiredis.Reader()
         self._buf = bytearray(_RECV_SIZE)
         self._deferred = 0  # replies of send_later() commands not read yet
+        self._checks: deque = deque()  # for each of them: None, or what to check it with
         self._unread = 0  # replies an interrupted execute_many() did not read
         self.client_id = 0
         self._sock = self._connect(url)
@@ -222,8 +223,11 @@ class Connection:
         while self._deferred:
             reply = self._read_reply()
             self._deferred -= 1
+            check = self._checks.popleft()
             if isinstance(reply, hiredis.ReplyError):
                 raise _error(reply, earlier=True)
+            if check is not None:
+                check(reply)
 
     def _lost(self, exc: BaseException, what: str = "lost the connection") -> None:
         self.close()
@@ -238,10 +242,13 @@ class Connection:
     def run(self, script: scripts.Script, keys: Sequence[Arg], args: Sequence[Arg]) -> object:
         return self.execute(*self.script(script, keys, args))
 
-    def send_later(self, *commands: Sequence[Arg]) -> None:
-        """Send ``commands`` now; their replies are checked before the next reply is read."""
+    def send_later(self, *commands: Sequence[Arg], check=None) -> None:
+        """Send ``commands`` now; their replies are checked before the next reply is read
+        (errors raise; ``check``, if given, is called with the last one's reply)."""
         self._send(commands)
         self._deferred += len(commands)
+        self._checks.extend([None] * (len(commands) - 1))
+        self._checks.append(check)
 
     def execute(self, *args: Arg) -> object:
         """Run one command and return its reply."""

@@ -30,14 +30,6 @@ local function wake(prefix, waiter, ttl)
 end
 """
 
-#: KEYS: peer's inbox, peer's holders. ARGV: ttl, item. Error if nobody holds the peer.
-PIPE_SEND = Script("pipe_send", """
-if redis.call('SCARD', KEYS[2]) == 0 then return redis.error_reply('BROKENPIPE') end
-redis.call('RPUSH', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 1
-""")
-
 #: KEYS: the token's set of held ends. ARGV: ttl, token, end... (no ends: all of them).
 #: An end is ``<prefix>:a`` or ``<prefix>:b``; when its last holder lets go, the
 #: peer's inbox ``<peer>:in`` gets an empty item: end of file.
@@ -226,5 +218,5 @@ redis.call('DEL', KEYS[1])
 return #items
 """)
 
-ALL = (PULL, COMPLETE, REQUEUE, PIPE_SEND, RELEASE_ENDS, HOLD_ENDS, SEM_ACQUIRE, SEM_RELEASE,
+ALL = (PULL, COMPLETE, REQUEUE, RELEASE_ENDS, HOLD_ENDS, SEM_ACQUIRE, SEM_RELEASE,
        NOTIFY, CANCEL_WAIT, EVENT_SET, EVENT_WAIT, BOUNDED_PUT, MADE_ROOM, TASK_DONE, JOIN_WAIT)
