@@ -298,7 +298,7 @@ def _rebuild(pipe_key: str, side: str, readable: bool, writable: bool) -> Connec
 def Pipe(duplex: bool = True) -> tuple[Connection, Connection]:
     """A pair of connected ends; with ``duplex=False``, (receive-only, send-only)."""
     rt = runtime.current()
-    key = rt.namespace.key("pipe", rt.new_invocation_id())
+    key = rt.new_key("pipe")
     if duplex:
         a, b = Connection(key, "a", True, True), Connection(key, "b", True, True)
     else:

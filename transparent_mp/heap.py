@@ -103,7 +103,7 @@ class BufferWrapper:
         if sys.maxsize <= size:
             raise OverflowError(f"Size {size:n} too large")
         rt = runtime.current()
-        self._setup(Backing(rt.namespace.key("heap", rt.new_invocation_id()), size))
+        self._setup(Backing(rt.new_key("heap"), size))
 
     def _setup(self, backing: Backing) -> None:
         self._backing = backing

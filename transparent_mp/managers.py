@@ -37,7 +37,7 @@ class Listener:
         if authkey is not None and not isinstance(authkey, bytes):
             raise TypeError("authkey should be a byte string")
         rt = runtime.current()
-        self._address = address or rt.namespace.key("listener", rt.new_invocation_id())
+        self._address = address or rt.new_key("listener")
         self._authkey = authkey
         self._closed = False
         self._last_accepted: str | None = None

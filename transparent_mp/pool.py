@@ -171,7 +171,7 @@ class _Core:
             retire_after = max(limit - _RETIRE_MARGIN, limit / 2)
         self.worker_args = (processes, initializer, initargs, maxtasks, wrap_exception,
                             most_pulled, retire_after)
-        self.key = rt.namespace.key("pool", rt.new_invocation_id())
+        self.key = rt.new_key("pool")
         self.tasks, self.results = self.key + ":tasks", self.key + ":results"
         rt.conn().execute("SET", self.key + ":running", 1, "EX", KEY_TTL)
         self._cache = _mp_pool._PoolCache(notifier=_Notifier(self))

@@ -51,7 +51,7 @@ class Popen:
         self.returncode: int | None = None
         rt = runtime.current()
         #: The child's name as a holder of the pipe ends pickled for it.
-        self.token = rt.new_invocation_id()
+        self.token = rt.new_id()
         try:
             with spawning(self):
                 payload = rt.dumps(process_obj)

@@ -25,11 +25,6 @@ from .synchronize import SEM_VALUE_MAX
 __all__ = ["Empty", "Full", "JoinableQueue", "Queue", "SimpleQueue"]
 
 
-def _new_key(kind: str) -> str:
-    rt = runtime.current()
-    return rt.namespace.key(kind, rt.new_invocation_id())
-
-
 def _pop(conn, key: str, block: bool, timeout: float | None) -> bytes | None:
     if not block or (timeout is not None and timeout <= 0):
         return conn.execute("LPOP", key)
@@ -45,7 +40,7 @@ class Queue:
     def __init__(self, maxsize: int = 0, *, ctx=None) -> None:
         self._bounded = maxsize > 0
         self._maxsize = maxsize if maxsize > 0 else SEM_VALUE_MAX
-        self._setup(_new_key("queue"))
+        self._setup(runtime.current().new_key("queue"))
 
     def _setup(self, key: str) -> None:
         self._key = key
@@ -144,7 +139,7 @@ class JoinableQueue(Queue):
     def join(self) -> None:
         rt = runtime.current()
         conn = rt.conn()
-        waiter = rt.new_invocation_id()
+        waiter = rt.new_id()
         if conn.run(scripts.JOIN_WAIT, [self._unfinished, self._unfinished + ":joiners"],
                     [KEY_TTL, waiter]):
             return
@@ -155,7 +150,7 @@ class SimpleQueue:
     """``multiprocessing.SimpleQueue``: ``get``, ``put``, ``empty``, ``close``."""
 
     def __init__(self, *, ctx=None) -> None:
-        self._key = _new_key("simplequeue")
+        self._key = runtime.current().new_key("simplequeue")
         self._closed = False
 
     def __getstate__(self) -> str:

@@ -105,12 +105,17 @@ class Runtime:
         return cached[1], cached[2]
 
     @staticmethod
-    def new_invocation_id() -> str:
+    def new_id() -> str:
+        """A fresh unique id (invocations, waiters)."""
         return uuid.uuid4().hex
+
+    def new_key(self, kind: str) -> str:
+        """A fresh key of the run for a new shared object of ``kind``."""
+        return self.namespace.key(kind, self.new_id())
 
     def invoke(self, kind: str, payload: bytes, inv_id: str | None = None) -> InvocationHandle:
         """Store ``payload`` and start one invocation of ``kind`` on the backend."""
-        inv_id = inv_id or self.new_invocation_id()
+        inv_id = inv_id or self.new_id()
         payload_key = self.namespace.key("payload", inv_id)
         prep_key, prep = self._preparation()
         commands = [("SET", payload_key, payload, "EX", KEY_TTL)]

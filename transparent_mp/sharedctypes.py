@@ -166,7 +166,7 @@ def _new(base: type, init) -> ctypes._CData:
     rt = runtime.current()
     obj = _remote_type(base)()
     backing = obj.__dict__["_tmp_backing"] = Backing(
-        rt.namespace.key("shm", rt.new_invocation_id()), ctypes.sizeof(obj))
+        rt.new_key("shm"), ctypes.sizeof(obj))
     init(obj)
     backing.publish(obj)  # non-zero initial contents
     return obj

@@ -25,11 +25,6 @@ __all__ = ["Barrier", "BoundedSemaphore", "Condition", "Event", "Lock", "RLock",
 SEM_VALUE_MAX = _multiprocessing.SemLock.SEM_VALUE_MAX
 
 
-def _new_key(kind: str) -> str:
-    rt = runtime.current()
-    return rt.namespace.key(kind, rt.new_invocation_id())
-
-
 def _me() -> tuple[int, int]:
     return os.getpid(), threading.get_ident()
 
@@ -69,7 +64,7 @@ class SemLock:
             raise ValueError("semaphore initial value must be >= 0")
         if value > SEM_VALUE_MAX:
             raise OverflowError("value is too large")
-        self._key = _new_key("sem")
+        self._key = runtime.current().new_key("sem")
         self._maxvalue = maxvalue
         self._reset_local()
         runtime.current().conn().execute("SET", self._key, value, "EX", KEY_TTL)
@@ -106,7 +101,7 @@ class SemLock:
     def _take(self, block: bool, timeout: float | None) -> bool:
         rt = runtime.current()
         wait = block and (timeout is None or timeout > 0)
-        waiter = rt.new_invocation_id() if wait else ""
+        waiter = rt.new_id() if wait else ""
         if rt.conn().run(scripts.SEM_ACQUIRE, [self._key, self._waiters], [KEY_TTL, waiter]):
             return True
         if not wait:
@@ -226,7 +221,7 @@ class Condition:
 
     def __init__(self, lock: SemLock | None = None, *, ctx=None) -> None:
         self._lock = lock if lock is not None else RLock()
-        self._key = _new_key("cond")
+        self._key = runtime.current().new_key("cond")
         self._bind()
 
     def _bind(self) -> None:
@@ -262,7 +257,7 @@ class Condition:
     def wait(self, timeout: float | None = None) -> bool:
         assert self._lock._is_mine(), "must acquire() condition before using wait()"
         rt = runtime.current()
-        waiter = rt.new_invocation_id()
+        waiter = rt.new_id()
         rt.conn().send_later(("RPUSH", self._waiters, waiter), ("EXPIRE", self._waiters, KEY_TTL),
                              *self._sleeping_count.incr(1))
         count = self._lock._count
@@ -320,7 +315,7 @@ class Event:
     """``multiprocessing.Event``: a flag in the store and its waiters."""
 
     def __init__(self, *, ctx=None) -> None:
-        self._key = _new_key("event")
+        self._key = runtime.current().new_key("event")
         self._waiters = self._key + ":waiters"
 
     def __getstate__(self) -> str:
@@ -342,7 +337,7 @@ class Event:
 
     def wait(self, timeout: float | None = None) -> bool:
         rt = runtime.current()
-        waiter = rt.new_invocation_id()
+        waiter = rt.new_id()
         if rt.conn().run(scripts.EVENT_WAIT, [self._key, self._waiters], [KEY_TTL, waiter]):
             return True
         return await_wake(self._waiters, self._key + ":wake:", waiter, timeout) or self.is_set()
@@ -363,7 +358,8 @@ class Barrier(threading.Barrier):
                  ctx=None) -> None:
         if parties < 1:
             raise ValueError("parties must be > 0")
-        self.__setstate__((parties, action, timeout, Condition(Lock()), _new_key("barrier")))
+        key = runtime.current().new_key("barrier")
+        self.__setstate__((parties, action, timeout, Condition(Lock()), key))
         self._state = 0
         self._count = 0
 
