@@ -50,8 +50,6 @@ class ProcessPoolExecutor(Executor):
         if max_tasks_per_child is not None and (
                 not isinstance(max_tasks_per_child, int) or max_tasks_per_child <= 0):
             raise ValueError("max_tasks_per_child must be >= 1")
-        if initializer is not None and not callable(initializer):
-            raise TypeError("initializer must be a callable")
         self._max_workers = max_workers
         self._pool = _ExecutorPool(max_workers, initializer, initargs, max_tasks_per_child)
         self._pending: set[Future] = set()
