@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass, fields
 
 BACKENDS = ("local", "lambda")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: Concurrency of the ``lambda`` backend when ``workers`` is not set (new AWS
+#: accounts may run only 10 functions at once; raise it with ``--workers``).
+LAMBDA_DEFAULT_WORKERS = 10
 
 
 @dataclass(frozen=True)
@@ -27,12 +30,29 @@ class Settings:
     log_level: str = "WARNING"
     #: Seconds a warm local worker waits for work before it retires.
     idle_timeout: float = 60.0
-    #: Print a usage summary (invocations, bytes) at exit.
+    #: Print a usage summary (invocations, bytes, Lambda cost) at exit.
     stats: bool = False
+    #: The Lambda function (name or ARN) that ``deploy`` made and the ``lambda`` backend invokes.
+    lambda_function: str = "transparent-mp"
+    #: AWS region; empty means boto3's own default (``AWS_REGION``, the profile).
+    aws_region: str = ""
+    #: Endpoint of the Lambda API; empty means AWS's. For emulators and tests.
+    lambda_endpoint_url: str = ""
+    #: Seconds between a Lambda worker's heartbeats; five missed ones mean it is lost.
+    heartbeat: float = 2.0
+    #: Seconds an invoked function may take to start an invocation before it is lost.
+    start_timeout: float = 120.0
+    #: Prices for the cost estimate (USD; AWS's x86 list price in us-east-1).
+    price_gb_second: float = 0.0000166667
+    price_request: float = 0.0000002
 
     @property
     def concurrency(self) -> int:
-        return self.workers or os.cpu_count() or 1
+        if self.workers:
+            return self.workers
+        if self.backend == "lambda":
+            return LAMBDA_DEFAULT_WORKERS
+        return os.cpu_count() or 1
 
     def to_env(self) -> dict[str, str]:
         """The environment variables that reproduce these settings."""
@@ -64,6 +84,8 @@ def _validate(s: Settings) -> Settings:
         raise ValueError(f"unknown backend {s.backend!r}; choose one of {', '.join(BACKENDS)}")
     if s.workers < 0:
         raise ValueError(f"workers must be >= 0, not {s.workers}")
+    if s.heartbeat <= 0 or s.start_timeout <= 0:
+        raise ValueError("heartbeat and start_timeout must be > 0 seconds")
     if s.log_level.upper() not in LOG_LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}")
     return s
@@ -72,13 +94,11 @@ def _validate(s: Settings) -> Settings:
 def from_env(environ: dict[str, str] | None = None) -> Settings:
     """Settings from ``environ`` (default ``os.environ``) over the defaults."""
     environ = os.environ if environ is None else environ
-    kinds = {"backend": str, "redis_url": str, "workers": int, "log_level": str,
-             "idle_timeout": float, "stats": bool}
     values = {}
     for f in fields(Settings):
         raw = environ.get(env_name(f.name))
         if raw is not None and raw != "":
-            values[f.name] = _parse(f.name, raw, kinds[f.name])
+            values[f.name] = _parse(f.name, raw, type(f.default))
     if "log_level" in values:
         values["log_level"] = str(values["log_level"]).upper()
     return _validate(Settings(**values))
