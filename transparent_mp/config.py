@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, fields
+from urllib.parse import urlparse
 
 BACKENDS = ("local", "lambda")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -84,11 +85,31 @@ def _validate(s: Settings) -> Settings:
         raise ValueError(f"unknown backend {s.backend!r}; choose one of {', '.join(BACKENDS)}")
     if s.workers < 0:
         raise ValueError(f"workers must be >= 0, not {s.workers}")
+    if s.backend == "lambda":
+        _check_lambda_store(s.redis_url)
     if s.heartbeat <= 0 or s.start_timeout <= 0:
         raise ValueError("heartbeat and start_timeout must be > 0 seconds")
     if s.log_level.upper() not in LOG_LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}")
     return s
+
+
+def _check_lambda_store(url: str) -> None:
+    """Lambda functions need a store they can reach, behind a password."""
+    if not url:
+        raise ValueError(
+            "the lambda backend needs a Redis that the functions can reach: give "
+            "--redis-url rediss://:<password>@<host>:6379 (e.g. ElastiCache in the function's "
+            "VPC); the embedded server listens only on this machine")
+    parsed = urlparse(url)
+    if parsed.scheme == "unix":
+        raise ValueError("the lambda backend cannot reach a unix:// socket on this machine: "
+                         "give a rediss:// URL")
+    if not (parsed.password or "password=" in parsed.query):
+        raise ValueError(
+            "the lambda backend's Redis URL has no password: payloads are pickles, so anyone "
+            "who can write to the store can run code on the workers; give "
+            "rediss://:<password>@<host>:6379")
 
 
 def from_env(environ: dict[str, str] | None = None) -> Settings:

@@ -66,6 +66,9 @@ def _pool_worker(key: str, size: int, initializer, initargs, maxtasks: int | Non
     after ``maxtasks`` tasks or ``retire_after`` seconds (the pool replaces it)."""
     rt = runtime.current()
     deadline = None if retire_after is None else time.monotonic() + retire_after
+    if rt.deadline is not None:  # the backend ends this invocation then: retire before it
+        margin = min(_RETIRE_MARGIN, (rt.deadline - time.monotonic()) / 4)
+        deadline = min(deadline or rt.deadline, rt.deadline - margin)
     tasks, results = key + ":tasks", key + ":results"
     inflight = f"{key}:inflight:{rt.token}"
     if initializer is not None:

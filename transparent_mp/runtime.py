@@ -45,6 +45,8 @@ class Runtime:
         self._prep_cache: tuple[int, str, bytes] | None = None
         self._refresher: Refresher | None = None
         self.interrupted = False
+        #: When this invocation's backend ends it (``time.monotonic()``), if it does.
+        self.deadline: float | None = None
         self._local = threading.local()
         self._conns: list[Connection] = []
 
@@ -86,7 +88,7 @@ class Runtime:
         if self._backend is None:
             with self._lock:
                 if self._backend is None:
-                    self._backend = _make_backend(self.settings)
+                    self._backend = _make_backend(self)
         return self._backend
 
     def dumps(self, obj: object) -> bytes:
@@ -129,7 +131,7 @@ class Runtime:
         invocation = Invocation(
             id=inv_id, kind=kind, run_id=self.namespace.run_id, store_url=self.store_url,
             secret=self.secret.hex(), payload_key=payload_key, prep_key=prep_key,
-            settings=settings,
+            settings=settings, versions=serialize.versions(),
         )
         self.stats["invocations"] += 1
         self.stats["bytes_up"] += len(payload)
@@ -156,12 +158,14 @@ class Runtime:
                 logger.warning("could not delete the run's keys: %s", exc)
         if self.server is not None:
             self.server.stop()
-        if self.settings.stats or logger.isEnabledFor(20):
-            print_stats(self)
+        if self.settings.stats or logger.isEnabledFor(20) or (
+                self.owner and self._backend is not None and self._backend.name == "lambda"):
+            print_stats(self)  # what a Lambda run cost is always worth a line
 
 
 def print_stats(rt: Runtime) -> None:
-    """What this driver used: invocations, workers, Pool chunks, blobs, bytes stored."""
+    """What this driver used: invocations, workers, Pool chunks, blobs, bytes stored,
+    and on Lambda the billed duration and the estimated cost."""
     s = rt.stats
     backend = rt._backend
     sys.stderr.write(
@@ -169,14 +173,18 @@ def print_stats(rt: Runtime) -> None:
         f"workers_started={getattr(backend, 'workers_started', 0)} "
         f"pool_chunks={s['pool_chunks']} blobs={s['blobs']} bytes_up={s['bytes_up']}\n"
     )
+    if backend is not None and hasattr(backend, "usage"):
+        sys.stderr.write(f"[transparent_mp] {backend.usage()}\n")
 
 
-def _make_backend(settings: config.Settings) -> Backend:
-    if settings.backend == "local":
-        from .backends.local import LocalBackend
+def _make_backend(rt: Runtime) -> Backend:
+    if rt.settings.backend == "lambda":
+        from .backends.aws_lambda import LambdaBackend
 
-        return LocalBackend(settings)
-    raise NotImplementedError(f"the {settings.backend!r} backend is not available yet")
+        return LambdaBackend(rt.settings, rt.store_url, rt.namespace, rt.conn)
+    from .backends.local import LocalBackend
+
+    return LocalBackend(rt.settings)
 
 
 _current: Runtime | None = None

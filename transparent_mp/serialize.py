@@ -29,6 +29,12 @@ PROTOCOL = 5
 TAG_SIZE = hashlib.sha256().digest_size
 
 
+def versions() -> dict[str, str]:
+    """What must match between a driver and its workers for payloads to load."""
+    python = "{}.{}".format(*sys.version_info[:2])
+    return {"python": python, "cloudpickle": cloudpickle.__version__}
+
+
 class PayloadRejected(AuthenticationError):
     """A payload whose signature does not verify; it was not unpickled."""
 

@@ -118,6 +118,19 @@ def is_preparing() -> bool:
     return _preparing
 
 
+def forget_app(root: Path) -> None:
+    """Drop the app an earlier :func:`prepare` rebuilt from ``root`` (its main module
+    and the modules it wrote there), so that another run's app can be prepared."""
+    global _main_rebuilt
+    _main_rebuilt = False
+    prefix = str(root) + os.sep
+    for name, module in list(sys.modules.items()):
+        if name == "__mp_main__" or (getattr(module, "__file__", None) or "").startswith(prefix):
+            del sys.modules[name]
+    if str(root) in sys.path:
+        sys.path.remove(str(root))
+
+
 def prepare(data: dict, root: Path) -> None:
     """Rebuild the driver's app in this worker from preparation ``data``."""
     global _preparing, _main_rebuilt

@@ -34,6 +34,8 @@ class Invocation:
     payload_key: str
     prep_key: str
     settings: dict = field(default_factory=dict)
+    #: The driver's Python and cloudpickle versions (see ``serialize.versions``).
+    versions: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
