@@ -1,6 +1,7 @@
 """The embedded Redis server: a real ``redis-server`` private to one driver.
 
-It listens only on a unix socket in a fresh 0700 directory, requires a random
+It listens on a unix socket in a fresh 0700 directory (and, for tests, on a
+loopback port if asked), requires a random
 password (written to a 0600 config file, never on the command line), keeps
 nothing on disk, and is killed by the kernel if the driver dies.
 """
@@ -12,6 +13,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -43,15 +45,22 @@ def redis_server_executable() -> str:
 class EmbeddedServer:
     """A ``redis-server`` started for this process; :meth:`stop` ends it."""
 
-    def __init__(self) -> None:
+    def __init__(self, tcp_port: int | None = None) -> None:
+        """``tcp_port``: also listen on 127.0.0.1 at this port (0: a free one), for
+        workers that cannot reach the unix socket (a Lambda emulator's, in tests)."""
         self.dir = Path(tempfile.mkdtemp(prefix="transparent_mp-redis-"))
         os.chmod(self.dir, 0o700)
         self.socket = self.dir / "redis.sock"
         self.password = secrets.token_urlsafe(32)
         conf = self.dir / "redis.conf"
         conf.touch(mode=0o600)
+        if tcp_port == 0:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                tcp_port = probe.getsockname()[1]
+        listen = f"bind 127.0.0.1\nport {tcp_port}\n" if tcp_port else "port 0\n"
         conf.write_text(
-            "port 0\n"
+            listen +
             f"unixsocket {self.socket}\n"
             "unixsocketperm 700\n"
             f"requirepass {self.password}\n"
@@ -68,6 +77,9 @@ class EmbeddedServer:
             start_new_session=True,  # a Ctrl-C at the terminal is for the app, not the store
         )
         self.url = f"unix://{self.socket}?password={quote(self.password)}"
+        #: The loopback TCP URL, if it listens there too.
+        self.tcp_url = (f"redis://:{quote(self.password)}@127.0.0.1:{tcp_port}"
+                        if tcp_port else None)
         self._wait_ready()
         logger.info("embedded redis-server pid %d on %s", self.process.pid, self.socket)
 
