@@ -21,6 +21,18 @@ APPS = Path(__file__).resolve().parent / "apps"
 RUN_TIMEOUT = 120
 
 
+def pytest_collection_modifyitems(config, items):
+    """On another backend (tests/test_lambda.py runs the suites there), skip what
+    is about the local backend's own worker processes."""
+    backend = os.environ.get("TRANSPARENT_MP_BACKEND", "local")
+    if backend == "local":
+        return
+    skip = pytest.mark.skip(reason=f"about the local backend's workers; this run is on {backend}")
+    for item in items:
+        if "local_backend" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def redis_server() -> Iterator[EmbeddedServer]:
     """A real redis-server owned by this test, stopped afterwards."""

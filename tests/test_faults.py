@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 from conftest import APPS, command, descendants, pid_alive, run
 
 
@@ -83,6 +84,7 @@ def test_keys_written_by_a_run_carry_a_ttl(redis_server, redis_client):
     assert redis_client.keys("tmp:*") == []  # and a finished run deletes its keys
 
 
+@pytest.mark.local_backend
 def test_worker_killed_while_idle_is_replaced(driver):
     from transparent_mp.process import Process
 
@@ -97,8 +99,6 @@ def test_worker_killed_while_idle_is_replaced(driver):
     second.start()
     second.join()
     assert second.exitcode == 0
-
-
 
 
 def test_lost_store_during_a_blocking_get_is_a_clear_error(redis_server):

@@ -143,6 +143,7 @@ def test_name_and_daemon_travel(driver, capsys):
     assert seen["daemon"] is True
 
 
+@pytest.mark.local_backend
 def test_warm_worker_is_reused(driver, capsys):
     _, first = child_report(capsys)
     _, second = child_report(capsys)

@@ -176,11 +176,16 @@ class LambdaZygote(Zygote):
     before the invocation's time limit so that the driver learns why."""
 
     def __init__(self) -> None:
-        super().__init__(Path(tempfile.mkdtemp(prefix="transparent_mp-")) / "code")
+        # A writable directory of its own (Lambda's task root is read-only), as locally
+        self.dir = Path(tempfile.mkdtemp(prefix="transparent_mp-worker-"))
+        super().__init__(self.dir / "code")
         self._out: tuple[int, int] | None = None
         self._pid_lock = threading.Lock()
         self._pid: int | None = None
         self._signal_jobs: queue.SimpleQueue = queue.SimpleQueue()
+        # The children's parent_process() sentinel: this environment keeps the
+        # write end, so the driver counts as alive while the invocation runs.
+        self.lifeline, self._lifeline_w = os.pipe()
         threading.Thread(target=self._signals, name="transparent_mp-signals", daemon=True).start()
 
     def report(self, kind: str, invocation: Invocation, value: object) -> None:
@@ -197,6 +202,7 @@ class LambdaZygote(Zygote):
         out_w, err_w = self._out
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
+        os.chdir(self.dir)
 
     def handle(self, invocation: Invocation, context) -> dict:
         began = time.monotonic()
