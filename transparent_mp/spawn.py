@@ -134,6 +134,7 @@ def forget_app(root: Path) -> None:
 def prepare(data: dict, root: Path) -> None:
     """Rebuild the driver's app in this worker from preparation ``data``."""
     global _preparing, _main_rebuilt
+    root.mkdir(parents=True, exist_ok=True)
     for rel, source in data["sources"].items():
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
