@@ -12,7 +12,11 @@ import types
 
 from . import __version__, config
 
-USAGE = "python -m transparent_mp [options] (script.py | -m module | -c code) [args ...]"
+USAGE = """python -m transparent_mp [options] (script.py | -m module | -c code) [args ...]
+       python -m transparent_mp deploy [--help] [deploy options]
+       python -m transparent_mp doctor [--help] [doctor options]"""
+#: Subcommands, taken only when the first argument is exactly their name.
+SUBCOMMANDS = ("deploy", "doctor")
 
 DESCRIPTION = """\
 Run an unmodified multiprocessing program with its processes on remote workers
@@ -28,6 +32,13 @@ examples:
   python -m transparent_mp app.py --epochs 3
   python -m transparent_mp --workers 8 -m mypackage.train
   PYTHONPATH=$(python -m transparent_mp --sitecustomize-dir) python app.py
+
+AWS Lambda (the `aws` extra: pip install 'transparent-mp[aws]'):
+  python -m transparent_mp deploy --role ARN   build and create/update the function
+  python -m transparent_mp doctor --redis-url rediss://:PASSWORD@HOST:6379
+                                               check credentials, function and store
+  python -m transparent_mp --backend lambda --redis-url rediss://... app.py
+A script named deploy or doctor runs as ./deploy or ./doctor.
 """
 
 
@@ -121,6 +132,9 @@ def _run_code(code: str, args: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        subcommand = importlib.import_module(f"{__package__}.{argv[0]}")
+        raise SystemExit(subcommand.main(argv[1:]))
     ours, program = _split(argv)
     parser = _parser()
     ns = parser.parse_args(ours)
