@@ -119,7 +119,7 @@ class LambdaBackend(Backend):
         self.billed_ms = 0
         self._senders = ThreadPoolExecutor(max_workers=min(self.concurrency, MAX_SENDERS),
                                            thread_name_prefix="transparent_mp-invoke")
-        self._watch_conn = Connection(store_url)
+        self._watch_conn: Connection | None = Connection(store_url)
         self._thread = threading.Thread(target=self._watch, name="transparent_mp-lambda",
                                         daemon=True)
         self._thread.start()
@@ -235,11 +235,14 @@ class LambdaBackend(Backend):
 
     # -- the watcher thread --
     def _watch(self) -> None:
-        conn = self._watch_conn
+        conn: Connection | None = self._watch_conn
         beat = self.settings.heartbeat
         next_check = time.monotonic() + beat
+        failing_since: float | None = None
         while not self._closed:
             try:
+                if conn is None:
+                    conn = self._watch_conn = Connection(self.store_url)
                 item = conn.blpop([self._events], max(0.001, next_check - time.monotonic()))
                 if item is not None:
                     items = [item[1], *(conn.execute("LPOP", self._events, _EVENT_BATCH) or [])]
@@ -248,17 +251,29 @@ class LambdaBackend(Backend):
                 if time.monotonic() >= next_check:
                     self._check_liveness(conn)
                     next_check = time.monotonic() + beat
-            except StoreUnavailable as exc:
+                failing_since = None
+            except Exception as exc:
                 if self._closed:
                     return
-                logger.error("the lambda backend lost the store: %s", exc)
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                    logger.error("the lambda backend cannot read its workers' reports: %s", exc)
+                if now - failing_since > LOST_AFTER_BEATS * beat:
+                    self._abandon(f"the store has not answered for {now - failing_since:.0f} s "
+                                  f"({exc})")
+                if conn is not None:
+                    conn.close()
+                conn = None
                 time.sleep(beat)
-                try:
-                    conn = self._watch_conn = Connection(self.store_url)
-                except StoreUnavailable:
-                    continue
-            except Exception:
-                logger.exception("the lambda backend's watcher failed; going on")
+
+    def _abandon(self, why: str) -> None:
+        """The workers can no longer be heard: end every invocation out, as lost."""
+        with self._lock:
+            out = list(self._out.values())
+        for handle in out:
+            logger.error("invocation %s ended as lost: %s", handle.id, why)
+            self._finish(handle, -signal.SIGKILL)
 
     def _on_event(self, raw: bytes) -> None:
         kind, inv_id, rest = (raw.decode(errors="replace").split(" ", 2) + ["", ""])[:3]
@@ -361,7 +376,6 @@ class LambdaBackend(Backend):
         except StoreUnavailable:
             pass
         self._thread.join(5.0)
-        self._watch_conn.close()
 
 
 def lambda_client(settings: config.Settings, pool_size: int = 10):

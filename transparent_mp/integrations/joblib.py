@@ -48,9 +48,11 @@ class RemoteBackend(PoolManagerMixin, AutoBatchingMixin, ParallelBackendBase):
         if n_jobs == 1:
             raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
         self.parallel = parallel
-        pool = _pools.get(n_jobs)
-        if pool is None or pool._state != "RUN":
-            pool = _pools[n_jobs] = Pool(n_jobs)
+        pool = _warm.get("pool")
+        if pool is not None and pool._state == "RUN" and pool._processes != n_jobs:
+            pool.terminate()  # as loky resizes its one executor: idle workers hold capacity
+        if pool is None or pool._state != "RUN" or pool._processes != n_jobs:
+            pool = _warm["pool"] = Pool(n_jobs)
         self._pool = pool
         return n_jobs
 
@@ -61,7 +63,8 @@ class RemoteBackend(PoolManagerMixin, AutoBatchingMixin, ParallelBackendBase):
     def abort_everything(self, ensure_ready: bool = True) -> None:
         """A task failed: stop the rest for real, and start afresh if asked."""
         if self._pool is not None:
-            _pools.pop(self._pool._processes, None)
+            if _warm.get("pool") is self._pool:
+                del _warm["pool"]
             self._pool.terminate()
             self._pool = None
         if ensure_ready:
@@ -69,8 +72,8 @@ class RemoteBackend(PoolManagerMixin, AutoBatchingMixin, ParallelBackendBase):
                            **self.parallel._backend_kwargs)
 
 
-#: Warm pools by size, reused by successive Parallel calls (ended at exit).
-_pools: dict = {}
+#: The warm pool that successive Parallel calls of its size reuse (ended at exit).
+_warm: dict = {}
 
 
 #: joblib's backend table, with its process-based backends made remote.
