@@ -203,3 +203,22 @@ def test_the_scikit_learn_example_gives_the_same_result_on_lambda(emulator, stor
     assert ours.stdout == plain.stdout
     assert int(usage(ours.stderr)["requests"]) > 0
 
+
+
+def test_doctor_checks_the_deployed_function_by_invoking_it(emulator, store):
+    result = run("cli", ["doctor", "--redis-url", store.tcp_url],
+                 env=lambda_env(emulator, store))
+    assert result.returncode == 0, result.stdout + result.stderr
+    py = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert f"ok    probe python: the function runs Python {py}" in result.stdout
+    assert f"ok    probe cloudpickle: {cloudpickle.__version__}" in result.stdout
+    assert "ok    probe store: the function reaches the store" in result.stdout
+
+
+def test_doctor_says_what_to_do_when_the_function_cannot_reach_the_store(emulator, store):
+    unreachable = "redis://:secret@127.0.0.1:1"
+    result = run("cli", ["doctor", "--redis-url", unreachable], env=lambda_env(emulator, store))
+    assert result.returncode == 1
+    line = next(x for x in result.stdout.splitlines() if x.startswith("FAIL  probe store"))
+    assert "--subnet and --security-group" in line
+    assert "secret" not in result.stdout  # the password is never printed
