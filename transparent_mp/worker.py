@@ -198,6 +198,14 @@ class LambdaZygote(Zygote):
         self.report("R", invocation, message.rstrip("\n") + "\n")
         self.report("E", invocation, "1 0 0 -")
 
+    def report_failure(self, invocation: Invocation, text: str) -> None:
+        """Tell the driver, if the store still answers, that the handler itself failed."""
+        try:
+            self.fail(invocation, f"the Lambda handler failed:\n{text}")
+            runtime.current().flush()
+        except Exception as exc:
+            _complain(f"cannot report the failure to the driver: {exc}")
+
     def child_setup(self) -> None:
         out_w, err_w = self._out
         os.dup2(out_w, 1)
@@ -240,7 +248,13 @@ class LambdaZygote(Zygote):
         self.report("S", invocation, pid)
         sig_key = aws_lambda.signal_key(rt.namespace, invocation.id)
         self._signal_jobs.put((rt, sig_key, pid))
-        code, why = self._supervise(invocation, pid, out_r, err_r, deadline)
+        try:
+            code, why = self._supervise(invocation, pid, out_r, err_r, deadline)
+        except BaseException:  # a lost store, say: the child must not run on unseen
+            with self._pid_lock:
+                if self._pid == pid:
+                    os.kill(pid, signal.SIGKILL)
+            raise  # Lambda records a FunctionError; the driver sees the heartbeats stop
         billed = math.ceil((time.monotonic() - began) * 1000)
         memory = int(getattr(context, "memory_limit_in_mb", 0) or 0)
         rt.conn().send_later(("HDEL", aws_lambda.beats_key(rt.namespace), invocation.id),
@@ -374,7 +388,12 @@ def handler(event: dict, context) -> dict:
 
         hook.install()  # no sitecustomize here: nested processes must be remote too
         _lambda_zygote = LambdaZygote()
-    return _lambda_zygote.handle(Invocation(**event), context)
+    invocation = Invocation(**event)
+    try:
+        return _lambda_zygote.handle(invocation, context)
+    except Exception:
+        _lambda_zygote.report_failure(invocation, traceback.format_exc())
+        raise  # a FunctionError in the function's logs too
 
 
 def main(argv: list[str] | None = None) -> None:
