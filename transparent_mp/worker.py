@@ -1,10 +1,12 @@
 """What runs an invocation, on whichever backend.
 
 :func:`execute` verifies and unpickles an invocation's payload and runs it; it
-is the same code on every backend. :func:`main` is the local backend's worker
-interpreter: a zygote that rebuilds the app's ``__main__`` once, then forks a
-fresh child for each invocation, so every process starts from the same clean
-state, as with the stdlib's forkserver, and its exit status is a real one.
+is the same code on every backend. Around it, a :class:`Zygote` rebuilds the
+app's ``__main__`` once, then forks a fresh child for each invocation, so every
+process starts from the same clean state, as with the stdlib's forkserver, and
+its exit status is a real one. :func:`main` is the local backend's worker
+interpreter (:class:`LocalZygote`); :func:`handler` is the AWS Lambda entry
+point (:class:`LambdaZygote`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class Zygote:
     and what the child does first (:meth:`child_setup`).
     """
 
+    #: The children's ``parent_process()`` sentinel: readable once the parent is gone.
+    lifeline: int | None = None
+
     def __init__(self, code_dir: Path) -> None:
         self.code_dir = code_dir
         self.code_dir.mkdir(parents=True, exist_ok=True)
@@ -134,8 +139,6 @@ class Zygote:
             finally:
                 os._exit(code)
         return pid
-
-    lifeline: int | None = None
 
 
 class LocalZygote(Zygote):
