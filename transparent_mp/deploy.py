@@ -381,16 +381,9 @@ def _how_to_run(ns: argparse.Namespace, region: str) -> str:
             "--redis-url rediss://:PASSWORD@HOST:6379")
 
 
-def parser() -> argparse.ArgumentParser:
+def add_function_options(p: argparse.ArgumentParser) -> None:
+    """--function, --region and --endpoint-url, defaulting to the settings."""
     s = config.settings()
-    p = argparse.ArgumentParser(
-        prog="python -m transparent_mp deploy",
-        description="Build the worker's package (this package, cloudpickle and hiredis, copied "
-                    "from this environment) and create or update the AWS Lambda function that "
-                    "`--backend lambda` invokes. Run again after upgrading: an unchanged "
-                    "package is not uploaded again.",
-        epilog="example: python -m transparent_mp deploy --role "
-               "arn:aws:iam::123456789012:role/transparent-mp --layer ARN_OF_A_NUMPY_LAYER")
     env = config.env_name
     p.add_argument("--function", metavar="NAME", default=s.lambda_function,
                    help=f"function name or ARN (default: {s.lambda_function}) "
@@ -399,6 +392,18 @@ def parser() -> argparse.ArgumentParser:
                    help=f"AWS region (default: boto3's) [{env('aws_region')}]")
     p.add_argument("--endpoint-url", metavar="URL", default=s.lambda_endpoint_url,
                    help=f"Lambda API endpoint, for emulators [{env('lambda_endpoint_url')}]")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m transparent_mp deploy",
+        description="Build the worker's package (this package, cloudpickle and hiredis, copied "
+                    "from this environment) and create or update the AWS Lambda function that "
+                    "`--backend lambda` invokes. Run again after upgrading: an unchanged "
+                    "package is not uploaded again.",
+        epilog="example: python -m transparent_mp deploy --role "
+               "arn:aws:iam::123456789012:role/transparent-mp --layer ARN_OF_A_NUMPY_LAYER")
+    add_function_options(p)
     p.add_argument("--role", metavar="ARN",
                    help="execution role; needed to create the function, not to update it")
     p.add_argument("--memory", type=int, metavar="MB",

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from . import __version__, config
-from .deploy import HANDLER, RUNTIME, aws_error
+from .deploy import HANDLER, RUNTIME, add_function_options, aws_error
 
 _DEPLOY = "python -m transparent_mp deploy"
 _VPC_ADVICE = ("deploy with --subnet and --security-group of the store's VPC (its security group "
@@ -139,7 +139,7 @@ def check_function(report: Report, client: Any, name: str) -> dict[str, Any] | N
 
 def check_store(report: Report, url: str) -> None:
     """A store URL Lambda can use, with a password and TLS, that this machine reaches."""
-    from .store.resp import Connection, redacted
+    from .store.resp import ping, redacted
 
     if not url:
         report.fail("store", "no Redis URL, so runs start an embedded server on this machine, "
@@ -165,11 +165,7 @@ def check_store(report: Report, url: str) -> None:
         report.warn("store TLS", "plain redis:// sends the data and password unencrypted",
                     "use rediss:// (ElastiCache with in-transit encryption)")
     try:
-        conn = Connection(url)
-        try:
-            conn.execute("PING")
-        finally:
-            conn.close()
+        ping(url)
     except (OSError, RuntimeError, ValueError) as exc:
         report.fail("store reach", f"this machine cannot use the store: {exc}",
                     "check the host, port and password (ElastiCache answers only inside its "
@@ -246,13 +242,7 @@ def parser() -> argparse.ArgumentParser:
         description="Check that runs can use the lambda backend: AWS credentials, the deployed "
                     "function, the store, and an invocation of the function (which must reach "
                     "the store too). Exit status 1 if any check fails.")
-    p.add_argument("--function", metavar="NAME", default=s.lambda_function,
-                   help=f"function name or ARN (default: {s.lambda_function}) "
-                        f"[{env('lambda_function')}]")
-    p.add_argument("--region", default=s.aws_region,
-                   help=f"AWS region (default: boto3's) [{env('aws_region')}]")
-    p.add_argument("--endpoint-url", metavar="URL", default=s.lambda_endpoint_url,
-                   help=f"Lambda API endpoint, for emulators [{env('lambda_endpoint_url')}]")
+    add_function_options(p)
     p.add_argument("--redis-url", metavar="URL", default=s.redis_url,
                    help=f"the store's URL, rediss://:PASSWORD@HOST:PORT [{env('redis_url')}]")
     return p

@@ -31,7 +31,7 @@ from .backends import aws_lambda
 from .backends.base import Invocation
 from .serialize import PayloadRejected
 from .store.keys import KEY_TTL
-from .store.resp import Connection, StoreError, StoreUnavailable
+from .store.resp import StoreError, StoreUnavailable, ping
 from .util import die_with_parent
 
 #: A Process still running this close to its invocation's time limit is ended,
@@ -367,11 +367,7 @@ def probe(spec: dict) -> dict:
         answer["store"] = "no store URL given"
         return answer
     try:
-        conn = Connection(url)
-        try:
-            conn.execute("PING")
-        finally:
-            conn.close()
+        ping(url)
         answer["store"] = "ok"
     except (StoreUnavailable, StoreError, OSError) as exc:
         answer["store"] = str(exc)

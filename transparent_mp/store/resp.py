@@ -337,6 +337,15 @@ class Connection:
                 self._sock = None  # type: ignore[assignment]
 
 
+def ping(url: str) -> None:
+    """Connect to ``url``, authenticate and PING; :class:`StoreUnavailable` if that fails."""
+    conn = Connection(url)
+    try:
+        conn.execute("PING")
+    finally:
+        conn.close()
+
+
 def connect(url: str) -> Connection:
     """A connection to ``url`` that has answered, or :class:`StoreUnavailable` within
     :data:`CONNECT_TIMEOUT` seconds (also for a server that accepts but never answers)."""
