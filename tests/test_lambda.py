@@ -8,6 +8,7 @@ import io
 import subprocess
 import sys
 import sysconfig
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,3 +223,27 @@ def test_doctor_says_what_to_do_when_the_function_cannot_reach_the_store(emulato
     line = next(x for x in result.stdout.splitlines() if x.startswith("FAIL  probe store"))
     assert "--subnet and --security-group" in line
     assert "secret" not in result.stdout  # the password is never printed
+
+
+def test_a_store_lost_for_good_ends_the_running_processes(package):
+    server = EmbeddedServer(tcp_port=0)
+    try:
+        with LambdaEmulator(package, concurrency=2, timeout=60) as emu:
+            argv = [sys.executable, "-m", "transparent_mp", "on_lambda.py", "sleep", "30"]
+            proc = subprocess.Popen(argv, cwd=ROOT / "tests" / "apps", text=True,
+                                    env=lambda_env(emu, server), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+            try:
+                emu_deadline = time.monotonic() + 60
+                while not emu.stats.invokes and time.monotonic() < emu_deadline:
+                    time.sleep(0.05)  # polling the emulator: the process has been invoked
+                server.process.kill()
+                out, err = proc.communicate(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+    finally:
+        server.stop()
+    assert "exitcode -9" in out, err
+    assert "ended as lost: the store has not answered" in err
