@@ -247,3 +247,21 @@ def test_a_store_lost_for_good_ends_the_running_processes(package):
         server.stop()
     assert "exitcode -9" in out, err
     assert "ended as lost: the store has not answered" in err
+
+
+def test_a_main_module_that_fails_in_the_worker_is_reported(emulator, store, tmp_path):
+    (tmp_path / "fails.py").write_text(
+        "import multiprocessing as mp\n"
+        "if __name__ != '__main__':\n"
+        "    raise RuntimeError('boom in the worker')\n"
+        "def noop():\n    pass\n"
+        "if __name__ == '__main__':\n"
+        "    p = mp.Process(target=noop)\n"
+        "    p.start()\n"
+        "    p.join(60)\n"
+        "    print('exitcode', p.exitcode)\n")
+    result = run("cli", [str(tmp_path / "fails.py")], cwd=tmp_path,
+                 env=lambda_env(emulator, store))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "exitcode 1\n"
+    assert "RuntimeError: boom in the worker" in result.stderr
