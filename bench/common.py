@@ -166,6 +166,33 @@ def latency_stats(samples_s: list[float], scale: float, unit: str) -> dict[str, 
             f"max_{unit}": max(values), f"samples_{unit}": values}
 
 
+def stats_ms(samples_s: list[float]) -> dict[str, Any]:
+    """n, median, p90, min and max of ``samples_s`` (and the samples), in ms."""
+    return latency_stats(samples_s, 1000.0, "ms")
+
+
+def noop() -> None:
+    """The target of every measured Process."""
+
+
+def check_exitcodes(procs: list[Any]) -> None:
+    """Raise if a measured process did not exit with 0."""
+    bad = [p.exitcode for p in procs if p.exitcode != 0]
+    if bad:
+        raise RuntimeError(f"{len(bad)} measured process(es) exited with {bad[:5]}")
+
+
+def start_join(process_class: Any) -> float:
+    """Seconds for one ``start()`` + ``join()`` of a no-op Process."""
+    p = process_class(target=noop)
+    t0 = time.perf_counter()
+    p.start()
+    p.join()
+    elapsed = time.perf_counter() - t0
+    check_exitcodes([p])
+    return elapsed
+
+
 def git_revision() -> str | None:
     """The checkout's commit, "+dirty" if tracked files differ from it; None outside git."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -15,7 +15,7 @@ hold its queue (see 1a). Every measured program is a subprocess, one at a time:
 ``python bench/lambda_invoke.py --measure stdlib-fork|stdlib-spawn`` (no hook)
 and ``python -m transparent_mp bench/lambda_invoke.py --measure ours-...`` with
 ``TRANSPARENT_MP_BACKEND=lambda`` and the emulator's endpoint; each prints one
-JSON line (prefixed with ``RESULT_MARKER``). Every target is :func:`noop`.
+JSON line (prefixed with ``RESULT_MARKER``). Every target is :func:`common.noop`.
 
 1. **Throughput**
 
@@ -85,40 +85,19 @@ FUNCTION_TIMEOUT_S = 60.0
 SENDERS = 16
 
 
-def noop() -> None:
-    """The target of every measured Process."""
-
-
 # -- the measured side (runs inside the subprocesses) --
 
 
 def _batch(process_class: Any, n: int) -> float:
     """Seconds to start ``n`` no-op Processes, then join them all."""
-    procs = [process_class(target=noop) for _ in range(n)]
+    procs = [process_class(target=common.noop) for _ in range(n)]
     t0 = time.perf_counter()
     for p in procs:
         p.start()
     for p in procs:
         p.join()
     elapsed = time.perf_counter() - t0
-    _check_exitcodes(procs)
-    return elapsed
-
-
-def _check_exitcodes(procs: list[Any]) -> None:
-    bad = [p.exitcode for p in procs if p.exitcode != 0]
-    if bad:
-        raise RuntimeError(f"{len(bad)} measured process(es) exited with {bad[:5]}")
-
-
-def _start_join(process_class: Any) -> float:
-    """Seconds for one ``start()`` + ``join()`` of a no-op Process."""
-    p = process_class(target=noop)
-    t0 = time.perf_counter()
-    p.start()
-    p.join()
-    elapsed = time.perf_counter() - t0
-    _check_exitcodes([p])
+    common.check_exitcodes(procs)
     return elapsed
 
 
@@ -128,9 +107,9 @@ def measure_stdlib(method: str, processes: int, repeats: int, iterations: int) -
     ctx = multiprocessing.get_context(method)
     if ctx.Process.__module__ != "multiprocessing.context":
         raise SystemExit(f"not the stdlib's Process: {ctx.Process!r}")
-    warmup = _start_join(ctx.Process)
+    warmup = common.start_join(ctx.Process)
     batches = [_batch(ctx.Process, processes) for _ in range(repeats)]
-    samples = [_start_join(ctx.Process) for _ in range(iterations)]
+    samples = [common.start_join(ctx.Process) for _ in range(iterations)]
     common.emit_result(RESULT_MARKER, {"variant": f"stdlib-{method}", "warmup_s": warmup,
                                        "processes": processes, "batches_s": batches,
                                        "samples_s": samples})
@@ -158,13 +137,13 @@ def _handle(p: Any) -> Any:
 
 def _traced_start_join() -> dict[str, Any]:
     """One start+join, with the driver's monotonic timestamps of its steps."""
-    p = multiprocessing.Process(target=noop)
+    p = multiprocessing.Process(target=common.noop)
     t0 = time.monotonic()
     p.start()
     started = time.monotonic()
     p.join()
     end = time.monotonic()
-    _check_exitcodes([p])
+    common.check_exitcodes([p])
     h = _handle(p)
     return {"t0": t0, "start_returned": started, "sent": h.sent_at,
             "started_seen": h.started_at, "end": end, "request_id": h.request_id}
@@ -185,14 +164,14 @@ def measure_ours_send(processes: int, warmup: int) -> None:
     """A warm-up batch, then ``processes`` starts (timed by the runner), joined untimed."""
     _ours_driver()
     _batch(multiprocessing.Process, warmup)
-    procs = [multiprocessing.Process(target=noop) for _ in range(processes)]
+    procs = [multiprocessing.Process(target=common.noop) for _ in range(processes)]
     t0 = time.monotonic()
     for p in procs:
         p.start()
     loop_end = time.monotonic()
     for p in procs:
         p.join()
-    _check_exitcodes(procs)
+    common.check_exitcodes(procs)
     handles = [_handle(p) for p in procs]
     common.emit_result(RESULT_MARKER, {
         "variant": "ours-send", "t0": t0, "start_loop_end": loop_end,
@@ -337,10 +316,6 @@ def _breakdown(stamps: list[dict[str, Any]]) -> dict[str, Any]:
             "total_ms": median_ms("t0", "end")}
 
 
-def _stats_ms(samples_s: list[float]) -> dict[str, Any]:
-    return common.latency_stats(samples_s, 1000.0, "ms")
-
-
 def _rate(processes: int, batches_s: list[float]) -> dict[str, Any]:
     """Processes/s of the median batch, with the batch times."""
     median = statistics.median(batches_s)
@@ -431,10 +406,10 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "ours": _rate(n, warm["batches_s"]),
     }
     latency = {
-        "stdlib_fork": _stats_ms(fork["samples_s"]),
-        "stdlib_spawn": _stats_ms(spawn["samples_s"]),
-        "ours_warm": _stats_ms([s["end"] - s["t0"] for s in warm["traced"]]),
-        "ours_cold": _stats_ms([c["cold_s"] for c in colds]),
+        "stdlib_fork": common.stats_ms(fork["samples_s"]),
+        "stdlib_spawn": common.stats_ms(spawn["samples_s"]),
+        "ours_warm": common.stats_ms([s["end"] - s["t0"] for s in warm["traced"]]),
+        "ours_cold": common.stats_ms([c["cold_s"] for c in colds]),
     }
     ratios: dict[str, dict[str, float]] = {}
     for base in ("stdlib_fork", "stdlib_spawn"):
@@ -461,8 +436,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "ratios": ratios,
         "warm_breakdown": _breakdown(warm_stamps) if warm_stamps else None,
         "cold_breakdown": _breakdown(cold_stamps) if cold_stamps else None,
-        "cold_environment_init": _stats_ms(inits) if inits else None,
-        "cold_driver_runtime_start": _stats_ms([c["runtime_start_s"] for c in colds]),
+        "cold_environment_init": common.stats_ms(inits) if inits else None,
+        "cold_driver_runtime_start": common.stats_ms([c["runtime_start_s"] for c in colds]),
         "warm_emulator": warm_emulator,
         "stdlib_warmup_ms": {"fork": fork["warmup_s"] * 1000.0,
                              "spawn": spawn["warmup_s"] * 1000.0},

@@ -1,7 +1,7 @@
 """Process start+join latency: transparent_mp against the stdlib's ``fork`` and ``spawn``.
 
 What is measured, in one run of this script, is the wall time (``time.perf_counter``)
-of ``p.start(); p.join()`` for a ``Process`` whose target is :func:`noop`, a
+of ``p.start(); p.join()`` for a ``Process`` whose target is :func:`common.noop`, a
 module-level function of this file, so that ``__main__`` is pickled by reference
 (the stdlib's ``spawn`` re-imports this file in each child; transparent_mp's
 workers rebuild it once). The ``Process`` object is built outside the timed part.
@@ -52,23 +52,7 @@ HERE = os.path.abspath(__file__)
 SUBPROCESS_TIMEOUT_S = 180.0
 
 
-def noop() -> None:
-    """The target of every measured Process."""
-
-
 # -- the measured side (runs inside the subprocesses) --
-
-
-def _start_join(process_class: Any) -> float:
-    """Seconds for one ``start()`` + ``join()`` of a no-op Process."""
-    p = process_class(target=noop)
-    t0 = time.perf_counter()
-    p.start()
-    p.join()
-    elapsed = time.perf_counter() - t0
-    if p.exitcode != 0:
-        raise RuntimeError(f"the measured process exited with {p.exitcode}")
-    return elapsed
 
 
 def measure_stdlib(method: str, iterations: int) -> None:
@@ -77,8 +61,8 @@ def measure_stdlib(method: str, iterations: int) -> None:
     ctx = multiprocessing.get_context(method)
     if ctx.Process.__module__ != "multiprocessing.context":
         raise SystemExit(f"not the stdlib's Process: {ctx.Process!r}")
-    warmup = _start_join(ctx.Process)
-    samples = [_start_join(ctx.Process) for _ in range(iterations)]
+    warmup = common.start_join(ctx.Process)
+    samples = [common.start_join(ctx.Process) for _ in range(iterations)]
     common.emit_result(RESULT_MARKER, {"variant": f"stdlib-{method}", "warmup_s": warmup,
                                        "samples_s": samples})
 
@@ -92,8 +76,8 @@ def measure_ours(warm_iterations: int) -> None:
     # Time the runtime's creation (embedded Redis start and ping) inside the cold
     # start+join, to tell it apart from the worker's start; the call is unchanged.
     with common.timing_runtime_start() as runtime_start:
-        cold = _start_join(multiprocessing.Process)
-    warm = [_start_join(multiprocessing.Process) for _ in range(warm_iterations)]
+        cold = common.start_join(multiprocessing.Process)
+    warm = [common.start_join(multiprocessing.Process) for _ in range(warm_iterations)]
     common.emit_result(RESULT_MARKER, {
         "variant": "ours",
         "cold_s": cold,
@@ -108,11 +92,6 @@ def measure_ours(warm_iterations: int) -> None:
 def _run(cmd: list[str]) -> dict[str, Any]:
     """Run one measuring subprocess and return the result it printed."""
     return common.run_measured(cmd, RESULT_MARKER, SUBPROCESS_TIMEOUT_S)
-
-
-def _stats_ms(samples_s: list[float]) -> dict[str, Any]:
-    """n, median, p90, min and max of ``samples_s`` (and the samples), in ms."""
-    return common.latency_stats(samples_s, 1000.0, "ms")
 
 
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
@@ -131,10 +110,10 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     wall = time.perf_counter() - t0
 
     variants = {
-        "stdlib_fork": _stats_ms(fork["samples_s"]),
-        "stdlib_spawn": _stats_ms(spawn["samples_s"]),
-        "ours_warm": _stats_ms([s for r in ours_runs for s in r["samples_s"]]),
-        "ours_cold": _stats_ms([r["cold_s"] for r in ours_runs]),
+        "stdlib_fork": common.stats_ms(fork["samples_s"]),
+        "stdlib_spawn": common.stats_ms(spawn["samples_s"]),
+        "ours_warm": common.stats_ms([s for r in ours_runs for s in r["samples_s"]]),
+        "ours_cold": common.stats_ms([r["cold_s"] for r in ours_runs]),
     }
     runtime_starts = [r["cold_runtime_start_s"] for r in ours_runs
                       if r.get("cold_runtime_start_s") is not None]
@@ -158,7 +137,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "variants": variants,
         "ratios": ratios,
         "ours_workers_started_per_run": [r.get("workers_started") for r in ours_runs],
-        "ours_cold_runtime_start": _stats_ms(runtime_starts) if runtime_starts else None,
+        "ours_cold_runtime_start": common.stats_ms(runtime_starts) if runtime_starts else None,
         "stdlib_warmup_ms": {"fork": fork["warmup_s"] * 1000.0,
                              "spawn": spawn["warmup_s"] * 1000.0},
         "total_wall_s": wall,
