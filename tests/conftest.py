@@ -128,7 +128,7 @@ def driver() -> Iterator[runtime.Runtime]:
         p.join(10)
     keys = [k.decode() for k in rt.namespace.keys(rt.conn())]
     # the test's shared objects live as long as the run: delete them with the test
-    mine = [k for k in keys if not k.startswith(rt.namespace.key("prep"))]
+    mine = [k for k in keys if not k.startswith((rt.namespace.key("prep"), rt.namespace.key("snap")))]
     if mine:
         rt.conn().execute("UNLINK", *mine)
     assert not leftover, f"test left processes running: {leftover}"

@@ -80,7 +80,8 @@ def test_keys_written_by_a_run_carry_a_ttl(redis_server, redis_client):
             "print(len(ttls), all(t > 0 for t in ttls))\n")
     result = run("cli", ["--redis-url", redis_server.url, "-c", code])
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["hi", "1", "True"]  # the preparation data, with a TTL
+    # the preparation data and the fork snapshot, each with a TTL
+    assert result.stdout.split() == ["hi", "2", "True"]
     assert redis_client.keys("tmp:*") == []  # and a finished run deletes its keys
 
 

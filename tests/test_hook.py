@@ -66,7 +66,7 @@ def test_every_start_method_is_remote(installed, method):
     ctx = multiprocessing.get_context(method)
     assert isinstance(ctx, RemoteContext)
     assert ctx.get_start_method() == method
-    assert ctx.Process is Process
+    assert issubclass(ctx.Process, Process) and ctx.Process._start_method == method
     assert ctx.get_context() is ctx
 
 

@@ -12,7 +12,7 @@ from multiprocessing.process import active_children, current_process, parent_pro
 
 import pytest
 
-from transparent_mp.process import Process
+from transparent_mp.process import ForkProcess, Process, SpawnProcess
 
 MODULE_STATE = "as in the source"
 
@@ -64,8 +64,8 @@ class Greeter(Process):
         print(f"{self.greeting} from {current_process().name}", flush=True)
 
 
-def child_report(capsys, **kwargs) -> tuple[Process, dict]:
-    p = Process(target=report, **kwargs)
+def child_report(capsys, process_class: type = Process, **kwargs) -> tuple[Process, dict]:
+    p = process_class(target=report, **kwargs)
     p.start()
     p.join()
     assert p.exitcode == 0
@@ -120,17 +120,22 @@ def test_terminate_and_kill(driver, method, sig):
     assert not p.is_alive()
 
 
-def test_runs_in_another_process_and_directory(driver, capsys):
+@pytest.mark.parametrize(("process_class", "state"), [
+    (Process, "changed by the driver before start"),  # the default method here: fork
+    (ForkProcess, "changed by the driver before start"),  # the child has a snapshot
+    (SpawnProcess, "as in the source"),  # the module was rebuilt from source
+])
+def test_runs_in_another_process_and_directory(driver, capsys, process_class, state):
     global MODULE_STATE
     MODULE_STATE = "changed by the driver before start"
     try:
-        p, seen = child_report(capsys)
+        p, seen = child_report(capsys, process_class)
     finally:
         MODULE_STATE = "as in the source"
     assert seen["pid"] == p.pid != os.getpid()
     assert seen["cwd"] != os.getcwd()
     assert os.path.basename(seen["cwd"]).startswith("transparent_mp-worker-")
-    assert seen["state"] == "as in the source"  # the module was rebuilt from source
+    assert seen["state"] == state
     assert seen["name"] == p.name
     assert seen["authkey"] == bytes(current_process().authkey).hex()
     assert seen["parent"] == [current_process().name, os.getpid()]
@@ -174,7 +179,7 @@ def test_sentinel_works_with_connection_wait(driver):
 
 def test_unpicklable_argument_raises_at_start_and_invokes_nothing(driver):
     before = driver.stats["invocations"]
-    p = Process(target=noop, args=(threading.Lock(),))
+    p = SpawnProcess(target=noop, args=(threading.Lock(),))  # fork would give a fresh lock
     with pytest.raises(TypeError, match="lock"):
         p.start()
     assert driver.stats["invocations"] == before

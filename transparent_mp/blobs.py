@@ -38,9 +38,10 @@ def _is_big(obj: object) -> bool:
 
 
 class _TaskPickler(serialize.Pickler):
-    def __init__(self, file, blobs: dict) -> None:
+    def __init__(self, file, blobs: dict, main_by_reference: bool | None) -> None:
         super().__init__(file, protocol=serialize.PROTOCOL)
         self.blobs = blobs
+        self.main_by_reference = main_by_reference
 
     def persistent_id(self, obj: object):
         if not _is_big(obj):
@@ -56,11 +57,12 @@ class _TaskPickler(serialize.Pickler):
         return ("blob", key)
 
 
-def dumps(obj: object) -> bytes:
-    """Pickle ``obj``, storing its large parts as blobs (each once per process)."""
+def dumps(obj: object, main_by_reference: bool | None = None) -> bytes:
+    """Pickle ``obj``, storing its large parts as blobs (each once per process);
+    ``main_by_reference`` as :attr:`serialize.Pickler.main_by_reference`."""
     blobs: dict = {}
     buf = io.BytesIO()
-    _TaskPickler(buf, blobs).dump(obj)
+    _TaskPickler(buf, blobs, main_by_reference).dump(obj)
     missing = [key for key in blobs if key not in _uploaded]
     if missing:
         rt = runtime.current()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from multiprocessing import context as _mp_context
 
 from . import config
+from .process import PROCESS_CLASSES
 from .process import Process as _Process
 
 START_METHODS = ("fork", "spawn", "forkserver")
@@ -25,6 +26,7 @@ class RemoteContext(_mp_context.BaseContext):
 
     def __init__(self, name: str) -> None:
         self._name = name
+        self.Process = PROCESS_CLASSES[name]
 
     def get_context(self, method: str | None = None) -> RemoteContext:
         if method is None:
@@ -134,6 +136,7 @@ class RemoteDefaultContext(RemoteContext):
 
     def __init__(self) -> None:
         super().__init__(_mp_context._default_context.get_start_method(allow_none=False))
+        self.Process = _Process  # its start method is the default context's, at start()
         self._actual: RemoteContext | None = None
 
     def get_context(self, method: str | None = None) -> RemoteContext:

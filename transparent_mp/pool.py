@@ -23,6 +23,7 @@ import itertools
 import os
 import pickle
 import queue
+import struct
 import threading
 import time
 import warnings
@@ -32,8 +33,7 @@ from multiprocessing import util
 
 from . import blobs, config, runtime
 from .connection import wait
-from .process import Process
-from .serialize import dumps_unsigned
+from .process import Process, default_start_method
 from .store import KEY_TTL, scripts
 
 __all__ = ["AsyncResult", "MaybeEncodingError", "Pool", "ThreadPool"]
@@ -46,11 +46,14 @@ MaybeEncodingError = _mp_pool.MaybeEncodingError
 mapstar, starmapstar = _mp_pool.mapstar, _mp_pool.starmapstar
 
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
+#: A stored task: its job and index, readable even if the rest cannot be unpickled.
+_HEADER = struct.Struct("<qq")
+#: The job of the item that tells a worker to leave.
+_STOP = -1
 #: Most chunks a worker takes from the queue at once.
 _MOST_PULLED = 64
 #: Seconds a worker waits for work before it checks that its pool still runs.
 _IDLE_CHECK = 5.0
-_STOP = None
 #: A worker retires this long before its backend's time limit for an invocation.
 _RETIRE_MARGIN = 60.0
 #: Results (and chunks) waiting at most this long to be sent together.
@@ -90,18 +93,26 @@ def _pool_worker(key: str, size: int, initializer, initargs, maxtasks: int | Non
         completions: list[tuple] = []  # sent together, or after _FLUSH_AFTER seconds
         started = time.monotonic()
         for item in items:
-            job, i, func, args, kwds = blobs.loads(rt.verify(item))
-            if job is _STOP:
+            body = rt.verify(item)
+            job, i = _HEADER.unpack_from(body)
+            if job == _STOP:
                 completions.append(conn.script(scripts.COMPLETE, [results, inflight],
                                                [KEY_TTL, b"", item]))
                 conn.send_later(*completions)
                 return
             try:
-                result = (True, func(*args, **kwds))
-            except Exception as exc:
-                if wrap_exception and func is not _mp_pool._helper_reraises_exception:
-                    exc = _mp_pool.ExceptionWithTraceback(exc, exc.__traceback__)
-                result = (False, exc)
+                func, args, kwds = blobs.loads(body[_HEADER.size:])
+            except Exception as exc:  # this task fails; the worker goes on
+                exc = _unloadable(exc)
+                result = (False, _mp_pool.ExceptionWithTraceback(exc, exc.__traceback__)
+                          if wrap_exception else exc)
+            else:
+                try:
+                    result = (True, func(*args, **kwds))
+                except Exception as exc:
+                    if wrap_exception and func is not _mp_pool._helper_reraises_exception:
+                        exc = _mp_pool.ExceptionWithTraceback(exc, exc.__traceback__)
+                    result = (False, exc)
             try:  # results are pickled as the stdlib pickles them (no lambdas)
                 body = pickle.dumps((job, i, result), protocol=5)
             except Exception as exc:
@@ -116,6 +127,17 @@ def _pool_worker(key: str, size: int, initializer, initargs, maxtasks: int | Non
                 started = time.monotonic()
         if completions:
             conn.send_later(*completions)
+
+
+def _unloadable(exc: Exception) -> Exception:
+    """The error for a task that could not be unpickled in the worker: ``exc`` itself
+    (with the worker's traceback) when it pickles back to the caller."""
+    try:
+        pickle.dumps(exc)
+    except Exception:
+        return RuntimeError(f"the task could not be unpickled in the worker: "
+                            f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 def _local_pool_module():
@@ -165,9 +187,15 @@ class _Core:
 
     def __init__(self, processes: int, initializer, initargs, maxtasks: int | None,
                  wrap_exception: bool, most_pulled: int = _MOST_PULLED,
-                 retire_after: float | None = None) -> None:
+                 retire_after: float | None = None, process_class: type = Process) -> None:
         self.state = RUN
         self.processes = processes
+        #: The workers' class: its start method decides what they start from.
+        self.process_class = process_class
+        method = process_class._start_method or default_start_method()
+        #: A fork pool's workers have the driver's ``__main__`` (a snapshot): its
+        #: functions always go by reference, as a fork pool pickles them.
+        self.main_by_reference = True if method == "fork" else None
         rt = runtime.current()
         limit = rt.backend.time_limit
         if retire_after is None and limit is not None:
@@ -214,12 +242,14 @@ class _Core:
                 self.workers.remove(worker)
                 conn.run(scripts.REQUEUE, [self.inflight(worker), self.tasks], [KEY_TTL])
             wanted = self.state == RUN or (self.state == CLOSE and self._cache)
-            while wanted and len(self.workers) < self.processes:
-                worker = Process(target=_pool_worker, args=(self.key, *self.worker_args),
-                                 name=f"PoolWorker-{next(_worker_counter)}", daemon=True)
-                worker.start()
-                self.workers.append(worker)
-                self.inflight_keys.append(self.inflight(worker))
+            with runtime.current().one_snapshot():
+                while wanted and len(self.workers) < self.processes:
+                    worker = self.process_class(
+                        target=_pool_worker, args=(self.key, *self.worker_args),
+                        name=f"PoolWorker-{next(_worker_counter)}", daemon=True)
+                    worker.start()
+                    self.workers.append(worker)
+                    self.inflight_keys.append(self.inflight(worker))
 
     def watch_workers(self) -> None:
         while self.state != TERMINATE and (self.state == RUN or self.workers):
@@ -312,7 +342,7 @@ class _Core:
         """The stored item of ``task`` (None if it is not to be stored), counted as
         outstanding; waits while too many are (storing ``batch`` first)."""
         try:
-            body = blobs.dumps(task)
+            body = _HEADER.pack(task[0], task[1]) + blobs.dumps(task[2:], self.main_by_reference)
         except Exception as exc:  # as the stdlib: the job gets the pickling error
             entry = self._cache.get(task[0])
             if entry is not None:
@@ -368,7 +398,7 @@ class _Core:
         """Tell each worker to leave once the queue ahead of it is done."""
         self.taskqueue.put((None, None, None))
         rt = runtime.current()
-        body = dumps_unsigned((_STOP, 0, None, (), {}))
+        body = _HEADER.pack(_STOP, 0)
         item = (rt.tag(body), body)
         rt.conn().execute_many([("RPUSH", self.tasks, *([item] * len(self.workers))),
                                 ("EXPIRE", self.tasks, KEY_TTL),
@@ -422,8 +452,10 @@ class Pool:
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         self._processes = processes
+        self._ctx = context
         self._core = _Core(processes, initializer, initargs, maxtasksperchild,
-                           self._wrap_exception, self._most_pulled, self._retire_after)
+                           self._wrap_exception, self._most_pulled, self._retire_after,
+                           Process if context is None else context.Process)
         self._finalizer = util.Finalize(self, _Core.shutdown, args=(self._core,),
                                         exitpriority=15)
 

@@ -20,7 +20,8 @@ from multiprocessing.process import (
     parent_process,
 )
 
-__all__ = ["Popen", "Process", "active_children", "current_process", "parent_process"]
+__all__ = ["ForkProcess", "ForkServerProcess", "Popen", "Process", "SpawnProcess",
+           "active_children", "current_process", "parent_process"]
 
 
 @contextlib.contextmanager
@@ -33,15 +34,27 @@ def spawning(popen: object) -> Iterator[None]:
         _mp_context.set_spawning_popen(None)
 
 
+def default_start_method() -> str:
+    """The start method of ``multiprocessing``'s default context (the hook's, if
+    installed: the method plain python would use here, or what the program set)."""
+    import multiprocessing
+
+    return multiprocessing.get_start_method()
+
+
 class Popen:
-    """Runs one Process object as an invocation; the stdlib's Popen interface."""
+    """Runs one Process object as an invocation; the stdlib's Popen interface.
 
-    method = "remote"
+    ``method`` decides what the child starts from, as in the stdlib: ``fork``, a
+    snapshot of this process's state (see :mod:`.snapshot`); ``spawn`` and
+    ``forkserver``, the app's main module rebuilt as ``__mp_main__``.
+    """
 
-    def __init__(self, process_obj: BaseProcess) -> None:
+    def __init__(self, process_obj: BaseProcess, method: str) -> None:
         from . import runtime, spawn
 
-        if spawn.is_preparing():
+        self.method = method
+        if method != "fork" and spawn.is_preparing():
             raise RuntimeError(
                 "An attempt has been made to start a new process before the current process "
                 "has finished its bootstrapping phase. This probably means that the main "
@@ -52,13 +65,18 @@ class Popen:
         rt = runtime.current()
         #: The child's name as a holder of the pipe ends pickled for it.
         self.token = rt.new_id()
+        snap = None
         try:
             with spawning(self):
-                payload = rt.dumps(process_obj)
+                if method == "fork":
+                    snap = rt.fork_snapshot()
+                    payload = rt.sign(snap.dumps(process_obj, "the Process object"))
+                else:
+                    payload = rt.dumps(process_obj)
         except BaseException:
             rt.release_token(self.token)  # the child will never exist
             raise
-        self._handle = rt.invoke("process", payload, self.token)
+        self._handle = rt.invoke("process", payload, self.token, snap)
         self.sentinel = self._handle.sentinel
 
     def duplicate_for_child(self, fd: int) -> int:
@@ -98,10 +116,28 @@ class Popen:
 
 
 class Process(BaseProcess):
-    """``multiprocessing.Process`` whose ``start()`` runs it on a remote worker."""
+    """``multiprocessing.Process`` whose ``start()`` runs it on a remote worker,
+    with the default context's start method."""
 
-    _start_method = None
+    _start_method: str | None = None
 
     @staticmethod
     def _Popen(process_obj: BaseProcess) -> Popen:
-        return Popen(process_obj)
+        return Popen(process_obj, type(process_obj)._start_method or default_start_method())
+
+
+class ForkProcess(Process):
+    _start_method = "fork"
+
+
+class SpawnProcess(Process):
+    _start_method = "spawn"
+
+
+class ForkServerProcess(Process):
+    _start_method = "forkserver"
+
+
+#: The Process class of each start method's context, as the stdlib's.
+PROCESS_CLASSES: dict[str, type[Process]] = {
+    "fork": ForkProcess, "spawn": SpawnProcess, "forkserver": ForkServerProcess}

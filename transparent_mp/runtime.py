@@ -8,16 +8,19 @@ enters the runtime an invocation names, so nested processes share the run.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import multiprocessing.util  # registers its atexit hook before ours: ours must run first
 import os
+import pickle
 import secrets
 import sys
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 
-from . import config, serialize, spawn
+from . import config, serialize, snapshot, spawn
 from .backends.base import Backend, Invocation, InvocationHandle
 from .store import KEY_TTL, Namespace, StoreUnavailable, scripts
 from .store.keys import Refresher
@@ -42,6 +45,7 @@ class Runtime:
         self._backend: Backend | None = None
         self._lock = threading.RLock()
         self._uploaded_prep: set[str] = set()
+        self._uploaded_snap: set[str] = set()  # snapshot blobs and manifests stored
         self._prep_cache: tuple[int, str, bytes] | None = None
         self._refresher: Refresher | None = None
         self.interrupted = False
@@ -75,6 +79,9 @@ class Runtime:
         """The signature of ``body``; a stored item is ``tag + body``."""
         return serialize.tag(body, self.secret)
 
+    def sign(self, body: bytes | memoryview) -> bytes:
+        return serialize.sign(body, self.secret)
+
     def verify(self, data: bytes | memoryview) -> memoryview:
         return serialize.verify(data, self.secret)
 
@@ -106,6 +113,44 @@ class Runtime:
             cached = self._prep_cache = (id(data), key, blob)
         return cached[1], cached[2]
 
+    def fork_snapshot(self) -> snapshot.Snapshot:
+        """This process's state as a fork child inherits it (inside :meth:`one_snapshot`,
+        the one taken first there)."""
+        scope = getattr(self._local, "snapshot_scope", None)
+        if scope:
+            return scope[0]
+        snap = snapshot.take()
+        if scope is not None:
+            scope.append(snap)
+        return snap
+
+    @contextlib.contextmanager
+    def one_snapshot(self) -> Iterator[None]:
+        """Processes started inside share one fork snapshot, as the workers a
+        fork-based Pool forks one after another see the same state."""
+        self._local.snapshot_scope = []
+        try:
+            yield
+        finally:
+            del self._local.snapshot_scope
+
+    def _snapshot_commands(self, snap: snapshot.Snapshot) -> tuple[str, list[tuple]]:
+        """The manifest's key, and the commands that store what the store lacks of it."""
+        commands = []
+        for digest, body in snap.blobs.items():
+            key = self.namespace.key("snap", digest)
+            if key not in self._uploaded_snap:
+                commands.append(("SET", key, (self.tag(body), body), "EX", KEY_TTL))
+                self._uploaded_snap.add(key)
+                self.stats["bytes_up"] += len(body)
+        manifest = pickle.dumps(snap.manifest, protocol=serialize.PROTOCOL)
+        key = self.namespace.key("snap", hashlib.blake2b(manifest, digest_size=16).hexdigest())
+        if key not in self._uploaded_snap:
+            commands.append(("SET", key, (self.tag(manifest), manifest), "EX", KEY_TTL))
+            self._uploaded_snap.add(key)
+            self.stats["bytes_up"] += len(manifest)
+        return key, commands
+
     @staticmethod
     def new_id() -> str:
         """A fresh unique id (invocations, waiters)."""
@@ -115,12 +160,15 @@ class Runtime:
         """A fresh key of the run for a new shared object of ``kind``."""
         return self.namespace.key(kind, self.new_id())
 
-    def invoke(self, kind: str, payload: bytes, inv_id: str | None = None) -> InvocationHandle:
-        """Store ``payload`` and start one invocation of ``kind`` on the backend."""
+    def invoke(self, kind: str, payload: bytes, inv_id: str | None = None,
+               snap: snapshot.Snapshot | None = None) -> InvocationHandle:
+        """Store ``payload`` (and ``snap``, what the store lacks of it) and start one
+        invocation of ``kind`` on the backend."""
         inv_id = inv_id or self.new_id()
         payload_key = self.namespace.key("payload", inv_id)
         prep_key, prep = self._preparation()
-        commands = [("SET", payload_key, payload, "EX", KEY_TTL)]
+        snapshot_key, commands = self._snapshot_commands(snap) if snap else ("", [])
+        commands.append(("SET", payload_key, payload, "EX", KEY_TTL))
         if prep_key not in self._uploaded_prep:
             commands.append(("SET", prep_key, prep, "EX", KEY_TTL))
             self.stats["bytes_up"] += len(prep)
@@ -131,7 +179,7 @@ class Runtime:
         invocation = Invocation(
             id=inv_id, kind=kind, run_id=self.namespace.run_id, store_url=self.store_url,
             secret=self.secret.hex(), payload_key=payload_key, prep_key=prep_key,
-            settings=settings, versions=serialize.versions(),
+            snapshot_key=snapshot_key, settings=settings, versions=serialize.versions(),
         )
         self.stats["invocations"] += 1
         self.stats["bytes_up"] += len(payload)

@@ -49,6 +49,11 @@ def _main_attr(qualname: str) -> object:
 class Pickler(cloudpickle.Pickler):
     """cloudpickle, but ``__main__`` names go by reference when main travels."""
 
+    #: Whether ``__main__``'s functions and classes go by reference: None means
+    #: when the main module is rebuilt from source in workers (spawn); a fork
+    #: child's ``__main__`` is a snapshot, where they always can.
+    main_by_reference: bool | None = None
+
     def reducer_override(self, obj):
         if isinstance(obj, types.MethodType):
             # As the stdlib pickles a bound method: its object and its name. (cloudpickle
@@ -59,7 +64,8 @@ class Pickler(cloudpickle.Pickler):
         if (
             isinstance(obj, (type, types.FunctionType))
             and getattr(obj, "__module__", None) == "__main__"
-            and spawn.main_travels()
+            and (spawn.main_travels() if self.main_by_reference is None
+                 else self.main_by_reference)
         ):
             try:
                 found = _main_attr(obj.__qualname__)

@@ -46,7 +46,7 @@ def _is_app_file(path: str) -> bool:
     return not real.startswith(_INSTALL_DIRS)
 
 
-def _relative_path(name: str, module: types.ModuleType) -> str | None:
+def relative_path(name: str, module: types.ModuleType) -> str | None:
     """``a/b.py`` (or ``a/b/__init__.py``) for module ``a.b`` if its file matches."""
     path = getattr(module, "__file__", None)
     if not path or not _is_app_file(path):
@@ -55,6 +55,25 @@ def _relative_path(name: str, module: types.ModuleType) -> str | None:
     is_package = hasattr(module, "__path__")
     rel = os.path.join(*parts, "__init__.py") if is_package else os.path.join(*parts) + ".py"
     return rel if str(Path(path)).endswith(os.sep + rel) else None
+
+
+def app_modules() -> dict[str, types.ModuleType]:
+    """The app's own modules that this process has imported (they travel as source)."""
+    return {name: module for name, module in list(sys.modules.items())
+            if name not in ("__main__", "__mp_main__") and isinstance(module, types.ModuleType)
+            and relative_path(name, module) is not None}
+
+
+def app_roots() -> set[str]:
+    """The directories the app's own modules (and its main script) were imported from."""
+    roots = set()
+    for name, module in app_modules().items():
+        path = os.path.realpath(module.__file__)
+        roots.add(path[: -len(relative_path(name, module)) - 1])
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file:
+        roots.add(os.path.dirname(os.path.realpath(main_file)))
+    return roots
 
 
 def _main_description() -> dict | None:
@@ -84,15 +103,11 @@ def preparation_data() -> dict:
     if _cache["key"] == key:
         return _cache["data"]
     sources = {}
-    for name, module in list(sys.modules.items()):
-        if name in ("__main__", "__mp_main__") or not isinstance(module, types.ModuleType):
+    for name, module in app_modules().items():
+        try:
+            sources[relative_path(name, module)] = Path(module.__file__).read_text()
+        except OSError:
             continue
-        rel = _relative_path(name, module)
-        if rel is not None:
-            try:
-                sources[rel] = Path(module.__file__).read_text()
-            except OSError:
-                continue
     data = {"sys_argv": list(sys.argv), "main": _main_description(), "sources": sources,
             "log": _log_settings()}
     _cache.update(key=key, data=data)
@@ -131,8 +146,10 @@ def forget_app(root: Path) -> None:
         sys.path.remove(str(root))
 
 
-def prepare(data: dict, root: Path) -> None:
-    """Rebuild the driver's app in this worker from preparation ``data``."""
+def prepare(data: dict, root: Path, run_main: bool = True) -> None:
+    """Rebuild the driver's app in this worker from preparation ``data``: write its
+    sources and, unless ``run_main`` is false (fork children get ``__main__`` from a
+    snapshot), run its main module as ``__mp_main__``."""
     global _preparing, _main_rebuilt
     root.mkdir(parents=True, exist_ok=True)
     for rel, source in data["sources"].items():
@@ -152,13 +169,15 @@ def prepare(data: dict, root: Path) -> None:
             util.log_to_stderr()
         util.get_logger().setLevel(log["level"])
     main = data["main"]
-    if main is None or _main_rebuilt:
+    if main is not None and main["kind"] == "path":
+        path = root / main["file"]
+        if not path.exists() or path.read_text() != main["source"]:
+            path.write_text(main["source"])
+    if main is None or _main_rebuilt or not run_main:
         return
     _main_rebuilt = True
     module = types.ModuleType("__mp_main__")
     if main["kind"] == "path":
-        path = root / main["file"]
-        path.write_text(main["source"])
         code = compile(main["source"], str(path), "exec")
         module.__file__ = str(path)
         module.__spec__ = None

@@ -16,6 +16,7 @@ import gc
 import math
 import multiprocessing.util  # noqa: F401  (children use it; import it once, here)
 import os
+import pickle
 import queue
 import select
 import signal
@@ -26,7 +27,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import runtime, serialize, spawn
+from . import runtime, serialize, snapshot, spawn
 from .backends import aws_lambda
 from .backends.base import Invocation
 from .serialize import PayloadRejected
@@ -37,6 +38,8 @@ from .util import die_with_parent
 #: A Process still running this close to its invocation's time limit is ended,
 #: so that the driver learns why before Lambda ends the whole environment.
 TIME_LIMIT_MARGIN = 2.0
+#: Past this many bytes of fork snapshot blobs, a worker keeps only the latest's.
+BLOB_CACHE_SIZE = 1 << 30
 
 
 def _complain(message: str) -> None:
@@ -48,7 +51,10 @@ def execute(invocation: Invocation, payload: bytes, parent_sentinel: int | None)
     """Run one invocation's payload in this process; its exit code."""
     rt = runtime.enter_worker(invocation)
     try:
-        obj = rt.loads(payload)
+        if invocation.snapshot_key:
+            obj = snapshot.loads(rt.verify(payload))
+        else:
+            obj = rt.loads(payload)
     except PayloadRejected as exc:
         _complain(str(exc))
         return 1
@@ -80,6 +86,8 @@ class Zygote:
         self.code_dir.mkdir(parents=True, exist_ok=True)
         self.loaded_preps: set[str] = set()
         self.prepared_run: str | None = None
+        #: Fork snapshot blobs seen, by digest: an unchanged global is fetched once.
+        self.blobs: dict[str, bytes] = {}
 
     def report(self, kind: str, invocation: Invocation, value: object) -> None:
         raise NotImplementedError
@@ -92,32 +100,69 @@ class Zygote:
     def child_setup(self) -> None:
         """Run first in the forked child."""
 
-    def fetch(self, invocation: Invocation) -> tuple[bytes | None, bytes | None]:
-        conn = runtime.enter_worker(invocation).conn()
-        need_prep = invocation.prep_key not in self.loaded_preps
+    @staticmethod
+    def _prep_id(invocation: Invocation) -> str:
+        """Preparations differ by start method: a fork child's main is not run."""
+        return invocation.prep_key + (":fork" if invocation.snapshot_key else "")
+
+    def fetch(self, invocation: Invocation) -> tuple[bytes | None, bytes | None, object]:
+        """The invocation's payload, its preparation data (None if this worker has it)
+        and its fork snapshot (None for spawn); :class:`LookupError` if one is missing."""
+        rt = runtime.enter_worker(invocation)
+        conn = rt.conn()
+        need_prep = self._prep_id(invocation) not in self.loaded_preps
         commands = [("GETDEL", invocation.payload_key)]
         if need_prep:
             commands.append(("GET", invocation.prep_key))
+        if invocation.snapshot_key:
+            commands.append(("GET", invocation.snapshot_key))
         results = conn.execute_many(commands)
-        return results[0], (results[1] if need_prep else None)
+        prep = results[1] if need_prep else None
+        snap = None
+        if invocation.snapshot_key and results[0] is not None:
+            if results[-1] is None:
+                raise LookupError(f"the fork snapshot of invocation {invocation.id} is missing "
+                                  "from the store")
+            manifest = pickle.loads(rt.verify(results[-1]))
+            snap = (manifest, self._snapshot_blobs(rt, manifest))
+        return results[0], prep, snap
 
-    def start(self, invocation: Invocation, payload: bytes, prep: bytes | None) -> int | None:
+    def _snapshot_blobs(self, rt: runtime.Runtime, manifest: dict) -> dict[str, bytes]:
+        """The blobs of ``manifest``, fetching only those this worker has not seen."""
+        wanted = {data for info in manifest["modules"] for kind, data in info["attrs"].values()
+                  if kind == "b"}
+        missing = sorted(wanted - self.blobs.keys())
+        for at in range(0, len(missing), 64):
+            batch = missing[at:at + 64]
+            keys = [rt.namespace.key("snap", digest) for digest in batch]
+            for digest, data in zip(batch, rt.conn().execute("MGET", *keys), strict=True):
+                if data is None:
+                    raise LookupError(f"part {digest} of a fork snapshot is missing from "
+                                      "the store")
+                self.blobs[digest] = bytes(rt.verify(data))
+        if sum(map(len, self.blobs.values())) > BLOB_CACHE_SIZE:
+            self.blobs = {digest: self.blobs[digest] for digest in wanted}
+        return self.blobs
+
+    def start(self, invocation: Invocation, payload: bytes, prep: bytes | None,
+              snap: tuple[dict, dict] | None = None) -> int | None:
         """Fork the child that runs ``invocation``; its pid, or None if it could not start."""
         other_run = self.prepared_run not in (None, invocation.run_id)
-        if invocation.prep_key not in self.loaded_preps and not other_run:
+        fork = snap is not None
+        if self._prep_id(invocation) not in self.loaded_preps and not other_run:
             if prep is None:
                 self.fail(invocation,
                           f"the preparation data of invocation {invocation.id} is missing")
                 return None
             try:
-                spawn.prepare(runtime.current().loads(prep), self.code_dir)
+                spawn.prepare(runtime.current().loads(prep), self.code_dir, run_main=not fork)
             except BaseException:
                 # As a spawned child whose main module fails to import: exit 1.
                 self.fail(invocation, "the app's main module failed in the worker:\n"
                                       + traceback.format_exc())
                 sys.stderr.flush()
                 raise SystemExit(1) from None
-            self.loaded_preps.add(invocation.prep_key)
+            self.loaded_preps.add(self._prep_id(invocation))
             self.prepared_run = invocation.run_id
         sys.stdout.flush()
         sys.stderr.flush()
@@ -129,10 +174,13 @@ class Zygote:
                 self.child_setup()
                 die_with_parent()
                 signal.signal(signal.SIGINT, signal.default_int_handler)
+                root = self.code_dir
                 if other_run:  # a warm Lambda environment that served another run's app
                     spawn.forget_app(self.code_dir)
                     root = self.code_dir.with_name(f"{self.code_dir.name}-{invocation.run_id}")
-                    spawn.prepare(runtime.current().loads(prep), root)
+                    spawn.prepare(runtime.current().loads(prep), root, run_main=not fork)
+                if fork:
+                    snapshot.restore(*snap, root)
                 code = execute(invocation, payload, self.lifeline)
             except BaseException:
                 traceback.print_exc()
@@ -157,15 +205,18 @@ class LocalZygote(Zygote):
 
     def run(self, invocation: Invocation) -> None:
         try:
-            payload, prep = self.fetch(invocation)
-        except (StoreUnavailable, StoreError, OSError) as exc:
+            payload, prep, snap = self.fetch(invocation)
+        except (StoreUnavailable, StoreError, OSError, LookupError) as exc:
             self.fail(invocation, f"cannot fetch invocation {invocation.id} from the store: {exc}")
+            return
+        except PayloadRejected as exc:
+            self.fail(invocation, str(exc))
             return
         if payload is None:
             self.fail(invocation, f"the payload of invocation {invocation.id} is missing "
                                   "from the store")
             return
-        pid = self.start(invocation, payload, prep)
+        pid = self.start(invocation, payload, prep, snap)
         if pid is None:
             return
         self.report("S", invocation, pid)
@@ -225,10 +276,14 @@ class LambdaZygote(Zygote):
             rt.flush()
             return {"refused": refusal}
         try:
-            payload, prep = self.fetch(invocation)
+            payload, prep, snap = self.fetch(invocation)
         except (StoreUnavailable, StoreError, OSError) as exc:
             _complain(f"cannot fetch invocation {invocation.id} from the store: {exc}")
             return {"error": str(exc)}  # the driver learns it from the missing start
+        except (LookupError, PayloadRejected) as exc:
+            self.fail(invocation, f"cannot start invocation {invocation.id}: {exc}")
+            rt.flush()
+            return {"exitcode": 1}
         if payload is None:  # a second delivery of an invocation that has run: ignore it
             return {"duplicate": invocation.id}
         rt.deadline = deadline
@@ -236,7 +291,7 @@ class LambdaZygote(Zygote):
         err_r, err_w = os.pipe()
         self._out = (out_w, err_w)
         try:
-            pid = self.start(invocation, payload, prep)
+            pid = self.start(invocation, payload, prep, snap)
         finally:
             os.close(out_w)
             os.close(err_w)

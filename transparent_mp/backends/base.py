@@ -33,6 +33,8 @@ class Invocation:
     secret: str  # hex of the run's signing key
     payload_key: str
     prep_key: str
+    #: The fork snapshot's manifest ("" for spawn and forkserver: main is rebuilt).
+    snapshot_key: str = ""
     settings: dict = field(default_factory=dict)
     #: The driver's Python and cloudpickle versions (see ``serialize.versions``).
     versions: dict = field(default_factory=dict)
