@@ -128,7 +128,9 @@ def driver() -> Iterator[runtime.Runtime]:
         p.join(10)
     keys = [k.decode() for k in rt.namespace.keys(rt.conn())]
     # the test's shared objects live as long as the run: delete them with the test
-    mine = [k for k in keys if not k.startswith((rt.namespace.key("prep"), rt.namespace.key("snap")))]
+    # (preparation data and fork snapshots stay: the driver stores each only once)
+    lasting = (rt.namespace.key("prep"), rt.namespace.key("snap"))
+    mine = [k for k in keys if not k.startswith(lasting)]
     if mine:
         rt.conn().execute("UNLINK", *mine)
     assert not leftover, f"test left processes running: {leftover}"

@@ -17,6 +17,7 @@ import cloudpickle
 import pytest
 from conftest import ROOT, program_env, run
 from lambda_emulator import LambdaEmulator
+from test_fork import FORK_PROGRAMS
 
 from transparent_mp import deploy
 from transparent_mp.store.server import EmbeddedServer
@@ -249,14 +250,22 @@ def test_a_store_lost_for_good_ends_the_running_processes(package):
     assert "ended as lost: the store has not answered" in err
 
 
+@pytest.mark.parametrize("program", FORK_PROGRAMS)
+def test_fork_programs_give_plain_pythons_output_on_lambda(emulator, store, program):
+    plain = run("plain", [program])
+    ours = run_on(emulator, store, [program])
+    assert plain.returncode == ours.returncode == 0, ours.stderr
+    assert ours.stdout == plain.stdout
+
+
 def test_a_main_module_that_fails_in_the_worker_is_reported(emulator, store, tmp_path):
     (tmp_path / "fails.py").write_text(
         "import multiprocessing as mp\n"
         "if __name__ != '__main__':\n"
         "    raise RuntimeError('boom in the worker')\n"
         "def noop():\n    pass\n"
-        "if __name__ == '__main__':\n"
-        "    p = mp.Process(target=noop)\n"
+        "if __name__ == '__main__':\n"  # (spawn: a fork child does not import main)
+        "    p = mp.get_context('spawn').Process(target=noop)\n"
         "    p.start()\n"
         "    p.join(60)\n"
         "    print('exitcode', p.exitcode)\n")

@@ -543,7 +543,7 @@ def _restore_logging(loggers: dict) -> None:
         logger = logging.getLogger(name or None)
         logger.setLevel(state["level"])
         logger.propagate, logger.disabled = state["propagate"], state["disabled"]
-        for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+        for handler in list(logger.handlers):  # the parent's handlers, not this platform's
             logger.removeHandler(handler)
         for spec in state["handlers"]:
             handler = logging.StreamHandler(getattr(sys, spec["stream"]))

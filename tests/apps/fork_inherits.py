@@ -1,0 +1,40 @@
+"""What a fork child inherits besides globals: argv, environ, logging, random state."""
+
+import logging
+import multiprocessing as mp
+import os
+import random
+import sys
+
+import numpy as np
+
+log = logging.getLogger("app.child")
+
+
+def report(q, parent_random):
+    log.info("logged in the child")  # the driver's logging configuration applies
+    log.debug("not shown: below the level set in main")
+    q.put({
+        "argv": sys.argv[1:],
+        "env": os.environ.get("FORK_CASE_VAR"),
+        "level": logging.getLogger("app").level,
+        "numpy": int(np.random.randint(1_000_000)),  # numpy's state is inherited
+        "random_reseeded": random.random() != parent_random,  # as CPython does at fork
+    })
+
+
+if __name__ == "__main__":
+    logging.basicConfig(stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("app").setLevel(logging.INFO)
+    os.environ["FORK_CASE_VAR"] = "set in main"
+    np.random.seed(7)
+    random.seed(7)
+    state = random.getstate()
+    parent_random = random.random()
+    random.setstate(state)
+    q = mp.Queue()
+    p = mp.Process(target=report, args=(q, parent_random))
+    p.start()
+    print(sorted(q.get().items()))
+    p.join()
+    print("parent numpy", int(np.random.randint(1_000_000)))
