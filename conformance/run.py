@@ -1,6 +1,7 @@
 """Run CPython's multiprocessing test suite, unedited, under transparent_mp's hook.
 
-    python conformance/run.py [--flavour processes|manager] [--classes A,B] [--json FILE]
+    python conformance/run.py [--flavour processes|manager] [--start-method spawn|fork]
+                              [--classes A,B] [--json FILE]
 
 Each test class runs in its own interpreter whose ``PYTHONPATH`` starts with
 the sitecustomize folder, so ``multiprocessing`` is the patched one before the
@@ -155,11 +156,13 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flavour", default="processes", choices=["processes", "manager"])
+    parser.add_argument("--start-method", default="spawn", choices=["spawn", "fork"],
+                        help="the suite's start method, as test_multiprocessing_<method>")
     parser.add_argument("--classes", help="comma-separated class names (without prefix)")
     parser.add_argument("--test-timeout", type=float, default=60.0)
     parser.add_argument("--json", help="write every test's outcome to this file")
     args = parser.parse_args()
-    module_name = f"suite_{args.flavour}"
+    module_name = f"suite_{args.flavour}" + ("_fork" if args.start_method == "fork" else "")
     prefix = "With" + args.flavour.capitalize()
     classes = class_tests(module_name)
     if args.classes:

@@ -102,3 +102,12 @@ def test_the_hook_redirects_concurrent_futures():
     result = run("cli", ["-c", code])
     assert result.returncode == 0, result.stderr
     assert result.stdout.split(" ", 1) == ["transparent_mp.futures", "[1, 2, 3]\n"]
+
+
+def test_max_tasks_per_child_refuses_a_fork_context_as_the_stdlib(driver):
+    from transparent_mp.context import RemoteContext
+
+    with pytest.raises(ValueError, match="incompatible with the 'fork'"):
+        ProcessPoolExecutor(2, mp_context=RemoteContext("fork"), max_tasks_per_child=1)
+    with pytest.raises(TypeError, match="must be an integer"):
+        ProcessPoolExecutor(2, max_tasks_per_child=1.5)

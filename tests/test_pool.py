@@ -185,3 +185,47 @@ def test_workers_retire_before_their_time_limit_and_are_replaced(driver):
         results = p.starmap(slow_square, [(x, 0.02) for x in range(60)], chunksize=1)
         assert results == [x * x for x in range(60)]
         assert {w.pid for w in p._pool} != first  # replaced, and no task lost
+
+
+DRIVER_PID = os.getpid()
+
+
+def _only_in_the_driver() -> str:
+    if os.getpid() != DRIVER_PID:
+        raise LookupError("this argument cannot be rebuilt in a worker")
+    return "rebuilt"
+
+
+class LoadsOnlyInTheDriver:
+    def __reduce__(self):
+        return _only_in_the_driver, ()
+
+
+def test_a_task_that_cannot_be_unpickled_in_the_worker_fails_alone(pool):
+    pids = {p.pid for p in pool._pool}
+    with pytest.raises(LookupError, match="cannot be rebuilt in a worker") as caught:
+        pool.apply(square, (LoadsOnlyInTheDriver(),))
+    assert isinstance(caught.value.__cause__, RemoteTraceback)  # the worker's traceback
+    assert "_only_in_the_driver" in str(caught.value.__cause__)
+    with pytest.raises(LookupError):
+        pool.map(square, [1, LoadsOnlyInTheDriver(), 3], chunksize=1)
+    assert pool.map(square, range(10)) == [x * x for x in range(10)]  # the pool goes on
+    assert {p.pid for p in pool._pool} == pids  # with the same workers: none crashed
+
+
+def test_a_fork_pool_sees_the_state_at_its_start_and_a_spawn_pool_the_source(driver):
+    from transparent_mp.process import ForkProcess, SpawnProcess
+
+    class Context:
+        def __init__(self, process_class):
+            self.Process = process_class
+
+    set_global("set by the driver")
+    try:
+        with Pool(1, context=Context(ForkProcess)) as fork_pool:
+            set_global("set after the fork pool started")
+            with Pool(1, context=Context(SpawnProcess)) as spawn_pool:
+                assert fork_pool.apply(read_global, (0,)) == "set by the driver"
+                assert spawn_pool.apply(read_global, (0,)) == "as in the source"
+    finally:
+        set_global("as in the source")

@@ -16,6 +16,7 @@ from functools import partial
 
 from . import config
 from .pool import ApplyResult, Pool
+from .process import SpawnProcess
 
 __all__ = ["ProcessPoolExecutor"]
 
@@ -33,6 +34,16 @@ class _RemoteFuture(Future):
         return super().cancel()
 
 
+class _SpawnContext:
+    """``get_context("spawn")``, ours even where the hook is not installed."""
+
+    Process = SpawnProcess
+
+    @staticmethod
+    def get_start_method(allow_none: bool = False) -> str:
+        return "spawn"
+
+
 class _ExecutorPool(Pool):
     # One call at a time per worker: what waits in the queue can still be cancelled.
     _most_pulled = 1
@@ -47,11 +58,21 @@ class ProcessPoolExecutor(Executor):
             max_workers = config.settings().concurrency
         elif max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
-        if max_tasks_per_child is not None and (
-                not isinstance(max_tasks_per_child, int) or max_tasks_per_child <= 0):
-            raise ValueError("max_tasks_per_child must be >= 1")
+        if max_tasks_per_child is not None:
+            if not isinstance(max_tasks_per_child, int):
+                raise TypeError("max_tasks_per_child must be an integer")
+            if max_tasks_per_child <= 0:
+                raise ValueError("max_tasks_per_child must be >= 1")
+            if mp_context is None:  # as the stdlib: a worker that is replaced is spawned
+                mp_context = _SpawnContext
+            elif mp_context.get_start_method(allow_none=False) == "fork":
+                raise ValueError("max_tasks_per_child is incompatible with the 'fork' "
+                                 "multiprocessing start method; supply a different "
+                                 "mp_context.")
         self._max_workers = max_workers
-        self._pool = _ExecutorPool(max_workers, initializer, initargs, max_tasks_per_child)
+        self._mp_context = mp_context
+        self._pool = _ExecutorPool(max_workers, initializer, initargs, max_tasks_per_child,
+                                   context=mp_context)
         self._pending: set[Future] = set()
         self._lock = threading.Lock()
         self._shutdown = False

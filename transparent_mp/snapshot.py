@@ -32,6 +32,7 @@ import marshal
 import os
 import pickle
 import sys
+import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,7 +95,8 @@ class Unavailable:
 
     __call__ = __setattr__ = __delattr__ = __getitem__ = __setitem__ = __delitem__ = _raise
     __iter__ = __next__ = __len__ = __contains__ = __enter__ = __exit__ = _raise
-    __bool__ = __eq__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _raise
+    __bool__ = __lt__ = __le__ = __gt__ = __ge__ = _raise
+    __hash__, __eq__ = object.__hash__, object.__eq__  # containers may hold one
     __add__ = __sub__ = __mul__ = __truediv__ = __int__ = __float__ = __index__ = _raise
 
 
@@ -153,6 +155,11 @@ def _function_reduce(func: types.FunctionType, module: str) -> tuple:
             None, None, _set_function_state)
 
 
+def _stopped_thread(name: str, daemon: bool) -> threading.Thread:
+    """A thread of the parent, as a fork child sees it: there, but not running."""
+    return threading.Thread(name=name, daemon=daemon)
+
+
 def _lru_cached(func: Callable, maxsize: int | None, typed: bool) -> Callable:
     return functools.lru_cache(maxsize=maxsize, typed=typed)(func)
 
@@ -204,6 +211,8 @@ class _StatePickler(serialize.Pickler):
         make_lock = _LOCK_TYPES.get(type(obj))
         if make_lock is not None:
             return make_lock, ()
+        if isinstance(obj, threading.Thread):
+            return _stopped_thread, (obj.name, obj.daemon)
         if isinstance(obj, types.FunctionType):
             module = self.snap.module_of_dict.get(id(obj.__globals__))
             if module is not None:
@@ -284,6 +293,8 @@ def _children(obj: object, path: str) -> list[tuple[str, object]]:
         return [(f"{path}[{i}]", v) for i, v in enumerate(obj)]
     if isinstance(obj, types.MethodType):
         return [(f"{path}.__self__", obj.__self__)]
+    if isinstance(obj, type):
+        return [(f"{path}.{k}", v) for k, v in vars(obj).items()]
     if isinstance(obj, types.FunctionType):
         parts = [(f"{path} (closure variable {name!r})", cell.cell_contents)
                  for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or (),

@@ -51,10 +51,8 @@ def execute(invocation: Invocation, payload: bytes, parent_sentinel: int | None)
     """Run one invocation's payload in this process; its exit code."""
     rt = runtime.enter_worker(invocation)
     try:
-        if invocation.snapshot_key:
-            obj = snapshot.loads(rt.verify(payload))
-        else:
-            obj = rt.loads(payload)
+        body = rt.verify(payload)
+        obj = snapshot.loads(body) if invocation.snapshot_key else pickle.loads(body)
     except PayloadRejected as exc:
         _complain(str(exc))
         return 1
