@@ -3,9 +3,11 @@
 Shaped like the stdlib's ``multiprocessing.context``: a context object whose
 factory methods import their classes lazily. Every start method (``fork``,
 ``spawn``, ``forkserver``) maps to a remote context, since a library that asks
-for a start method means "a process"; ``get_start_method()`` still answers
-with the method that was asked for. Factories this package does not replace
-yet are the stdlib's ``BaseContext`` ones.
+for a start method means "a process"; each context's ``Process`` carries its
+method, which decides what the child starts from, as in the stdlib (a fork
+child gets a snapshot of the parent, a spawned one rebuilds ``__main__``).
+The default context answers what plain python answers here. Factories this
+package does not replace yet are the stdlib's ``BaseContext`` ones.
 """
 
 from __future__ import annotations
