@@ -3,7 +3,7 @@
 From the repository root::
 
     python -m bench                      # process_latency, primitives, pool, apps,
-                                         # lambda_invoke
+                                         # fork_state, lambda_invoke
     python -m bench pool primitives      # only these, in this order
 
 Each benchmark script runs as its own subprocess (``python bench/<name>.py``,
@@ -23,7 +23,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 #: The benchmarks, in the order they run.
 BENCHMARKS: tuple[str, ...] = ("process_latency", "primitives", "pool", "apps",
-                                "lambda_invoke")
+                                "fork_state", "lambda_invoke")
 
 
 def run(name: str) -> int:

@@ -144,7 +144,7 @@ class Runtime:
                 self._uploaded_snap.add(key)
                 self.stats["bytes_up"] += len(body)
         manifest = pickle.dumps(snap.manifest, protocol=serialize.PROTOCOL)
-        key = self.namespace.key("snap", hashlib.blake2b(manifest, digest_size=16).hexdigest())
+        key = self.namespace.key("snap", snapshot.digest_of(manifest))
         if key not in self._uploaded_snap:
             commands.append(("SET", key, (self.tag(manifest), manifest), "EX", KEY_TTL))
             self._uploaded_snap.add(key)

@@ -400,22 +400,32 @@ def take() -> Snapshot:
                 snap.refs.setdefault(id(value), ("g", name, attr))
     described = []
     sizes: list[tuple[int, str]] = []
+    current: set[int] = set()
     for name, module in modules.items():
         attrs: dict[str, tuple] = {}
         for attr, value in list(module.__dict__.items()):
             if attr in _OWN_DUNDERS:
                 continue
-            body = snap.dumps(value, f"global {attr!r} of module {name}")
+            cached = _immutable.get(id(value))
+            if cached is not None and cached[0] is value:
+                _, digest, body = cached
+            else:
+                body = snap.dumps(value, f"global {attr!r} of module {name}")
+                digest = digest_of(body) if len(body) >= INLINE_LIMIT else None
+                if digest is not None and type(value) in (bytes, str):
+                    _immutable[id(value)] = (value, digest, body)
             sizes.append((len(body), f"{name}.{attr}"))
-            if len(body) < INLINE_LIMIT:
+            current.add(id(value))
+            if digest is None:
                 attrs[attr] = ("i", body)
             else:
-                digest = hashlib.blake2b(body, digest_size=16).hexdigest()
                 snap.blobs[digest] = body
                 attrs[attr] = ("b", digest)
         described.append({"name": name, "file": _module_file(name, module),
                           "package": module.__dict__.get("__package__"),
                           "is_package": hasattr(module, "__path__"), "attrs": attrs})
+    for key in _immutable.keys() - current:  # let go of values no longer global
+        del _immutable[key]
     numpy = sys.modules.get("numpy")
     snap.manifest = {
         "modules": described,
@@ -436,6 +446,15 @@ def take() -> Snapshot:
                    "seen, so starts are slower than they need be. Pass large data as "
                    "arguments, or use the 'spawn' start method")
     return snap
+
+
+#: Large immutable globals (bytes, str) already pickled: id -> (value, digest, pickle).
+_immutable: dict[int, tuple[object, str, bytes]] = {}
+
+
+def digest_of(body: bytes) -> str:
+    """The content address of a pickle (SHA-256: the fastest hash here, in hardware)."""
+    return hashlib.sha256(body).hexdigest()[:32]
 
 
 _warned: set[str] = set()
