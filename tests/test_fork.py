@@ -68,6 +68,16 @@ def test_under_spawn_the_same_programs_fail_as_the_stdlibs_spawn(program, error,
     assert error in result.stderr
 
 
+@pytest.mark.parametrize("mode", ["plain", "cli"])
+def test_set_start_method_decides_the_semantics_too(mode):
+    spawned = run(mode, ["fork_guard_global.py", "spawn", "set"])
+    assert spawned.returncode == 1
+    assert "TypeError: 'NoneType' object is not subscriptable" in spawned.stderr
+    forked = run(mode, ["fork_guard_global.py", "fork", "set"])
+    assert forked.returncode == 0, forked.stderr
+    assert forked.stdout == run("plain", ["fork_guard_global.py"]).stdout
+
+
 def test_under_spawn_a_function_of_the_guard_is_not_found_in_the_worker():
     # (the stdlib's pool then hangs, its workers dying one after another; ours
     # fails the tasks with the same error)
