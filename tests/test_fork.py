@@ -148,3 +148,17 @@ def test_a_placeholder_raises_on_any_use_and_pickles():
                                                             r"\(a sqlite3.Connection\)"):
             use()
     assert "conn" in repr(pickle.loads(pickle.dumps(stand_in)))
+
+
+def test_a_large_snapshot_is_logged_and_warned_about_once():
+    code = ("import multiprocessing as mp\n"
+            "BIG = bytes(101 * 10**6)\n"
+            "for _ in range(2):\n"
+            "    p = mp.Process(target=len, args=(BIG[:3],)); p.start(); p.join()\n"
+            "print(p.exitcode)\n")
+    result = run("cli", ["-v", "-c", code])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "0\n"
+    assert result.stderr.count("fork snapshot: ") >= 2  # the size of each, at -v
+    warnings = [line for line in result.stderr.splitlines() if "is 101 MB" in line]
+    assert len(warnings) == 1 and "__main__.BIG 101.0 MB" in warnings[0], result.stderr

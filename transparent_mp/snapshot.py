@@ -46,7 +46,7 @@ from . import serialize, spawn
 #: travel inside the manifest.
 INLINE_LIMIT = 2048
 #: Above this size a snapshot is logged as a warning, with its largest parts.
-WARN_SIZE = 100 << 20
+WARN_SIZE = 100 * 10**6
 #: Module attributes a child gets afresh rather than from the parent.
 _OWN_DUNDERS = frozenset({"__builtins__", "__loader__", "__spec__", "__file__", "__cached__",
                           "__name__", "__path__", "__warningregistry__"})
@@ -57,10 +57,14 @@ _PLATFORM_ENV = frozenset({"PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME"
                            "PWD", "OLDPWD", "TMPDIR", "TEMP", "TMP", "SHLVL", "_"})
 
 
-def _platform_owned(key: str) -> bool:
-    return key in _PLATFORM_ENV or key.startswith(_PLATFORM_ENV_PREFIXES)
+#: Values that are never referred to by name (identity does not matter, or they
+#: are modules, imported by name anyway).
 _ATOMIC = (int, float, complex, str, bytes, bool, type(None), types.ModuleType)
 _LOCK_TYPES = {type(_thread.allocate_lock()): _thread.allocate_lock, _thread.RLock: _thread.RLock}
+
+
+def _platform_owned(key: str) -> bool:
+    return key in _PLATFORM_ENV or key.startswith(_PLATFORM_ENV_PREFIXES)
 
 
 class StateUnavailable(RuntimeError):
@@ -439,6 +443,9 @@ def take() -> Snapshot:
     from .util import logger
 
     logger.info("fork snapshot: %d globals, %.1f MB", len(sizes), total / 1e6)
+    if snap.unavailable:
+        logger.info("fork snapshot: placeholders for what does not pickle: %s",
+                    "; ".join(snap.unavailable))
     if total > WARN_SIZE:
         largest = ", ".join(f"{n} {s / 1e6:.1f} MB" for s, n in sorted(sizes)[::-1][:5])
         _warn_once(f"the fork snapshot of this process's globals is {total / 1e6:.0f} MB "
