@@ -1,4 +1,5 @@
-"""CPython's own tests, unedited, under the hook: the classes the issues set goals for."""
+"""CPython's own tests, unedited, under the hook: the classes the issues set goals for,
+in the spawn flavour and in the fork flavour."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 PRIMITIVES = ["TestProcess", "TestSubclassingProcess", "TestQueue", "TestLock",
@@ -14,10 +16,10 @@ PRIMITIVES = ["TestProcess", "TestSubclassingProcess", "TestQueue", "TestLock",
 POOL = ["TestPool", "TestPoolWorkerErrors", "TestPoolWorkerLifetime"]
 
 
-def run_suite(classes: list[str], tmp_path) -> dict[str, int]:
+def run_suite(classes: list[str], tmp_path, start_method: str) -> dict[str, int]:
     report = tmp_path / "report.json"
     subprocess.run([sys.executable, str(ROOT / "conformance" / "run.py"), "--classes",
-                    ",".join(classes), "--json", str(report)],
+                    ",".join(classes), "--start-method", start_method, "--json", str(report)],
                    check=True, capture_output=True, text=True, timeout=600)
     counts: dict[str, int] = {}
     for tests in json.loads(report.read_text()).values():
@@ -32,13 +34,15 @@ def pass_rate(counts: dict[str, int]) -> float:
     return counts.get("pass", 0) / (sum(counts.values()) - counts.get("skip", 0))
 
 
-def test_primitives_classes_pass_at_least_90_percent(tmp_path):
-    counts = run_suite(PRIMITIVES, tmp_path)
+@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+def test_primitives_classes_pass_at_least_90_percent(tmp_path, start_method):
+    counts = run_suite(PRIMITIVES, tmp_path, start_method)
     assert counts.get("hang", 0) == 0
     assert pass_rate(counts) >= 0.90, counts
 
 
-def test_pool_classes_pass_at_least_90_percent(tmp_path):
-    counts = run_suite(POOL, tmp_path)
+@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+def test_pool_classes_pass_at_least_90_percent(tmp_path, start_method):
+    counts = run_suite(POOL, tmp_path, start_method)
     assert counts.get("hang", 0) == 0
     assert pass_rate(counts) >= 0.90, counts
