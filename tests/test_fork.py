@@ -39,6 +39,12 @@ def test_fork_programs_give_plain_pythons_output(plain_outputs, program, mode):
     ours = run(mode, [program])
     assert ours.returncode == 0, ours.stderr
     assert ours.stdout == plain.stdout
+    assert logged(ours.stderr) == logged(plain.stderr)
+
+
+def logged(stderr: str) -> list[str]:
+    """The lines the programs log (at INFO and above), in order."""
+    return [line for line in stderr.splitlines() if line.startswith(("INFO ", "WARNING "))]
 
 
 def test_what_cannot_travel_is_a_placeholder_that_names_it():

@@ -17,7 +17,7 @@ import cloudpickle
 import pytest
 from conftest import ROOT, program_env, run
 from lambda_emulator import LambdaEmulator
-from test_fork import FORK_PROGRAMS
+from test_fork import FORK_PROGRAMS, logged
 
 from transparent_mp import deploy
 from transparent_mp.store.server import EmbeddedServer
@@ -256,6 +256,7 @@ def test_fork_programs_give_plain_pythons_output_on_lambda(emulator, store, prog
     ours = run_on(emulator, store, [program])
     assert plain.returncode == ours.returncode == 0, ours.stderr
     assert ours.stdout == plain.stdout
+    assert logged(ours.stderr) == logged(plain.stderr)
 
 
 def test_a_main_module_that_fails_in_the_worker_is_reported(emulator, store, tmp_path):

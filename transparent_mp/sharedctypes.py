@@ -155,6 +155,7 @@ def _remote_type(base: type) -> type:
         else:
             methods = _simple_methods(base)
         methods["__reduce__"] = _reduce
+        methods["__shared_memory__"] = True  # (a fork snapshot keeps views of it as views)
         methods["__module__"] = __name__
         cls = _types[base] = type(base.__name__, (base,), methods)
         for name, method in methods.items():  # ctypes puts its own value/raw on char arrays

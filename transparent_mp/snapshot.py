@@ -164,6 +164,25 @@ def _stopped_thread(name: str, daemon: bool) -> threading.Thread:
     return threading.Thread(name=name, daemon=daemon)
 
 
+def _shared_view_reduce(array) -> tuple | None:
+    """A numpy array viewing shared memory (``np.ctypeslib.as_array(raw_array)``) as a
+    view of that shared object in the child, as a fork child sees it, not a copy."""
+    base = array
+    while type(base).__name__ == "ndarray":
+        base = base.base
+    owner = base.obj if isinstance(base, memoryview) else None
+    if not getattr(type(owner), "__shared_memory__", False):
+        return None
+    offset = array.__array_interface__["data"][0] - ctypes.addressof(owner)
+    return _shared_view, (owner, array.dtype.str, array.shape, array.strides, offset)
+
+
+def _shared_view(owner: object, dtype: str, shape: tuple, strides: tuple, offset: int):
+    import numpy
+
+    return numpy.ndarray(shape, dtype, buffer=owner, offset=offset, strides=strides)
+
+
 def _lru_cached(func: Callable, maxsize: int | None, typed: bool) -> Callable:
     return functools.lru_cache(maxsize=maxsize, typed=typed)(func)
 
@@ -217,6 +236,10 @@ class _StatePickler(serialize.Pickler):
             return make_lock, ()
         if isinstance(obj, threading.Thread):
             return _stopped_thread, (obj.name, obj.daemon)
+        if type(obj).__name__ == "ndarray":
+            view = _shared_view_reduce(obj)
+            if view is not None:
+                return view
         if isinstance(obj, types.FunctionType):
             module = self.snap.module_of_dict.get(id(obj.__globals__))
             if module is not None:

@@ -1,4 +1,5 @@
-"""What a fork child inherits besides globals: argv, environ, logging, random state."""
+"""What a fork child inherits besides plain globals: argv, environ, logging, numpy's
+random state, views of shared memory."""
 
 import logging
 import multiprocessing as mp
@@ -20,13 +21,18 @@ def report(q, parent_random):
         "level": logging.getLogger("app").level,
         "numpy": int(np.random.randint(1_000_000)),  # numpy's state is inherited
         "random_reseeded": random.random() != parent_random,  # as CPython does at fork
+        # a numpy view of shared memory is still a view of it, not a copy
+        "view": [VIEW[:3].tolist(), bool(np.shares_memory(VIEW, np.ctypeslib.as_array(RAW)))],
     })
 
 
 if __name__ == "__main__":
-    logging.basicConfig(stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")  # on stderr
     logging.getLogger("app").setLevel(logging.INFO)
     os.environ["FORK_CASE_VAR"] = "set in main"
+    RAW = mp.RawArray("d", 1000)
+    VIEW = np.ctypeslib.as_array(RAW)[10:]
+    VIEW[:] = np.arange(990)
     np.random.seed(7)
     random.seed(7)
     state = random.getstate()
