@@ -28,7 +28,7 @@ import ctypes
 import weakref
 from multiprocessing import sharedctypes as _mp_sharedctypes
 
-from . import runtime
+from . import runtime, snapshot
 from .heap import Backing
 from .synchronize import RLock
 
@@ -61,9 +61,14 @@ def _reduce(obj):
 
 
 def _rebuild(description: tuple, key: str):
+    arrived = snapshot.arrivals()  # a fork child's snapshot and Process share their objects
+    if arrived is not None and key in arrived:
+        return arrived[key]
     obj = _remote_type(_type_of(description))()
     backing = obj.__dict__["_tmp_backing"] = Backing(key, ctypes.sizeof(obj))
     backing.fetch(obj)
+    if arrived is not None:
+        arrived[key] = obj
     return obj
 
 

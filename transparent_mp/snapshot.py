@@ -525,10 +525,21 @@ def _portable_path() -> list[str | None]:
 # -- rebuilding it (in the child) --
 
 _restoring: set[str] = set()
+#: Shared objects (by store key) rebuilt since :func:`restore` began, until the Process
+#: object is loaded: each arrives once, as one object, as inheritance gives one.
+_arrivals: dict[str, object] | None = None
+
+
+def arrivals() -> dict[str, object] | None:
+    """Where shared objects arriving with a fork child's snapshot are memoised, if now."""
+    return _arrivals
 
 
 def restore(manifest: dict, blobs: dict[str, bytes], code_dir: Path) -> None:
-    """Make this process the fork child the snapshot describes (without running main)."""
+    """Make this process the fork child the snapshot describes (without running main).
+    :func:`loads` then loads its Process object."""
+    global _arrivals
+    _arrivals = {}
     sys.argv = list(manifest["argv"])
     sys.path[:] = _worker_path(manifest["path"], code_dir)
     env = manifest["environ"]
@@ -621,4 +632,8 @@ def _global(module: str, name: str) -> object:
 
 def loads(body: bytes | memoryview) -> object:
     """Unpickle what :meth:`Snapshot.dumps` made, once :func:`restore` has run."""
-    return _StateUnpickler(io.BytesIO(body), _global).load()
+    global _arrivals
+    try:
+        return _StateUnpickler(io.BytesIO(body), _global).load()
+    finally:
+        _arrivals = None

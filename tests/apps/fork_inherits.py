@@ -12,7 +12,7 @@ import numpy as np
 log = logging.getLogger("app.child")
 
 
-def report(q, parent_random):
+def report(q, parent_random, raw):
     log.info("logged in the child")  # the driver's logging configuration applies
     log.debug("not shown: below the level set in main")
     q.put({
@@ -23,6 +23,7 @@ def report(q, parent_random):
         "random_reseeded": random.random() != parent_random,  # as CPython does at fork
         # a numpy view of shared memory is still a view of it, not a copy
         "view": [VIEW[:3].tolist(), bool(np.shares_memory(VIEW, np.ctypeslib.as_array(RAW)))],
+        "argument_is_the_global": raw is RAW,  # one object, as inheritance gives
     })
 
 
@@ -39,7 +40,7 @@ if __name__ == "__main__":
     parent_random = random.random()
     random.setstate(state)
     q = mp.Queue()
-    p = mp.Process(target=report, args=(q, parent_random))
+    p = mp.Process(target=report, args=(q, parent_random, RAW))
     p.start()
     print(sorted(q.get().items()))
     p.join()
