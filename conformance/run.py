@@ -22,6 +22,7 @@ import sys
 import time
 import unittest
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -105,6 +106,30 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _lines(proc: subprocess.Popen, test_timeout: float) -> Iterator[str]:
+    """The child's lines as they come (read unbuffered: a line left in a reader's
+    buffer would not wake the selector); kills the child after ``test_timeout``
+    seconds without a line."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    pending = b""
+    last = time.monotonic()
+    while True:
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line.decode(errors="replace")
+        if not sel.select(timeout=1.0):
+            if time.monotonic() - last > test_timeout:
+                proc.kill()
+                return
+            continue
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:
+            return
+        pending += chunk
+        last = time.monotonic()
+
+
 def run_class(module_name: str, class_name: str, tests: list[str],
               test_timeout: float) -> dict[str, dict]:
     """Run one class, restarting after a hang; outcome per test."""
@@ -114,21 +139,9 @@ def run_class(module_name: str, class_name: str, tests: list[str],
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", module_name,
                class_name, *remaining]
         proc = subprocess.Popen(cmd, env=_env(), cwd=HERE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
+                                stderr=subprocess.DEVNULL, bufsize=0)
         current = None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        last = time.monotonic()
-        while True:
-            if not sel.select(timeout=1.0):
-                if time.monotonic() - last > test_timeout:
-                    proc.kill()
-                    break
-                continue
-            line = proc.stdout.readline()
-            if not line:
-                break
-            last = time.monotonic()
+        for line in _lines(proc, test_timeout):
             if line.startswith("@@START "):
                 current = line.split()[1]
             elif line.startswith("@@RESULT "):

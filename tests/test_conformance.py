@@ -34,6 +34,7 @@ def pass_rate(counts: dict[str, int]) -> float:
     return counts.get("pass", 0) / (sum(counts.values()) - counts.get("skip", 0))
 
 
+@pytest.mark.timeout(600)  # (a run of many classes; each test has the runner's own limit)
 @pytest.mark.parametrize("start_method", ["spawn", "fork"])
 def test_primitives_classes_pass_at_least_90_percent(tmp_path, start_method):
     counts = run_suite(PRIMITIVES, tmp_path, start_method)
@@ -41,6 +42,7 @@ def test_primitives_classes_pass_at_least_90_percent(tmp_path, start_method):
     assert pass_rate(counts) >= 0.90, counts
 
 
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("start_method", ["spawn", "fork"])
 def test_pool_classes_pass_at_least_90_percent(tmp_path, start_method):
     counts = run_suite(POOL, tmp_path, start_method)
