@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -127,3 +128,26 @@ def test_stdlib_exception_classes_are_kept():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True"] * 4 + ["transparent_mp.queues",
                                                     "transparent_mp.synchronize"]
+
+
+def test_a_child_whose_parent_died_before_it_asked_to_die_with_it_exits(tmp_path):
+    # A forks B and exits at once; B, asking only then to die with A, must not live on
+    # as an orphan (the zygote's children and the driver's workers have this race).
+    report = tmp_path / "report"
+    code = ("import os, sys, time\n"
+            "from transparent_mp.util import die_with_parent\n"
+            "parent = os.getpid()\n"
+            "if os.fork() == 0:\n"
+            "    while os.getppid() == parent:\n"
+            "        time.sleep(0.01)\n"
+            f"    open({str(report)!r}, 'w').write(str(os.getpid()))\n"
+            "    die_with_parent(parent_pid=parent)\n"
+            f"    open({str(report)!r}, 'w').write('lived on')\n"
+            "    os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    deadline = time.monotonic() + 60
+    while not (report.exists() and report.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphan = int(report.read_text())
+    assert wait_gone({orphan}) == set()
+    assert report.read_text() == str(orphan)  # it exited in die_with_parent

@@ -29,10 +29,16 @@ def configure_logging(level: str) -> None:
         logger.propagate = False
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Ask the kernel to send ``sig`` to this process when its parent exits (Linux)."""
+def die_with_parent(sig: int = signal.SIGKILL, parent_pid: int | None = None) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent exits (Linux).
+
+    With ``parent_pid`` (the parent's pid, taken before the fork), exit at once if
+    that parent has already gone: it died before the request took effect.
+    """
     if sys.platform.startswith("linux"):
         _libc().prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,12 +74,6 @@ _spawner: _Spawner | None = None
 _spawner_lock = threading.Lock()
 
 
-def _child_setup(parent_pid: int, sig: int) -> None:
-    die_with_parent(sig)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def popen_bound_to_parent(args: list[str], sig: int = signal.SIGKILL,
                           **kwargs) -> subprocess.Popen:
     """``subprocess.Popen`` whose child gets ``sig`` when this process dies."""
@@ -84,7 +84,7 @@ def popen_bound_to_parent(args: list[str], sig: int = signal.SIGKILL,
             _spawner.start()
         spawner = _spawner
     pid = os.getpid()
-    kwargs["preexec_fn"] = lambda: _child_setup(pid, sig)
+    kwargs["preexec_fn"] = lambda: die_with_parent(sig, pid)
     future: Future = Future()
     spawner.requests.put((args, kwargs, future))
     return future.result()

@@ -165,12 +165,13 @@ class Zygote:
         sys.stdout.flush()
         sys.stderr.flush()
         gc.freeze()  # children need not copy pages just to collect the zygote's objects
+        zygote = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 self.child_setup()
-                die_with_parent()
+                die_with_parent(parent_pid=zygote)  # (a zygote killed just now: exit)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 root = self.code_dir
                 if other_run:  # a warm Lambda environment that served another run's app
