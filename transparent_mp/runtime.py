@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import multiprocessing.util  # registers its atexit hook before ours: ours must run first
 import os
-import pickle
 import secrets
 import sys
 import threading
@@ -134,22 +133,13 @@ class Runtime:
         finally:
             del self._local.snapshot_scope
 
-    def _snapshot_commands(self, snap: snapshot.Snapshot) -> tuple[str, list[tuple]]:
-        """The manifest's key, and the commands that store what the store lacks of it."""
-        commands = []
-        for digest, body in snap.blobs.items():
-            key = self.namespace.key("snap", digest)
-            if key not in self._uploaded_snap:
-                commands.append(("SET", key, (self.tag(body), body), "EX", KEY_TTL))
-                self._uploaded_snap.add(key)
-                self.stats["bytes_up"] += len(body)
-        manifest = pickle.dumps(snap.manifest, protocol=serialize.PROTOCOL)
-        key = self.namespace.key("snap", snapshot.digest_of(manifest))
-        if key not in self._uploaded_snap:
-            commands.append(("SET", key, (self.tag(manifest), manifest), "EX", KEY_TTL))
-            self._uploaded_snap.add(key)
-            self.stats["bytes_up"] += len(manifest)
-        return key, commands
+    def _snapshot_missing(self, snap: snapshot.Snapshot) -> tuple[str, dict[str, bytes]]:
+        """The manifest's key, and what the store lacks of ``snap``, by key."""
+        manifest = snap.manifest_pickle
+        manifest_key = self.namespace.key("snap", snapshot.digest_of(manifest))
+        parts = {self.namespace.key("snap", digest): body for digest, body in snap.blobs.items()}
+        parts[manifest_key] = manifest
+        return manifest_key, {k: v for k, v in parts.items() if k not in self._uploaded_snap}
 
     @staticmethod
     def new_id() -> str:
@@ -167,13 +157,17 @@ class Runtime:
         inv_id = inv_id or self.new_id()
         payload_key = self.namespace.key("payload", inv_id)
         prep_key, prep = self._preparation()
-        snapshot_key, commands = self._snapshot_commands(snap) if snap else ("", [])
+        snapshot_key, missing = self._snapshot_missing(snap) if snap else ("", {})
+        commands = [("SET", key, (self.tag(body), body), "EX", KEY_TTL)
+                    for key, body in missing.items()]
+        self.stats["bytes_up"] += sum(map(len, missing.values()))
         commands.append(("SET", payload_key, payload, "EX", KEY_TTL))
         if prep_key not in self._uploaded_prep:
             commands.append(("SET", prep_key, prep, "EX", KEY_TTL))
             self.stats["bytes_up"] += len(prep)
         self.conn().execute_many(commands)
-        self._uploaded_prep.add(prep_key)
+        self._uploaded_prep.add(prep_key)  # (once stored: a failed store is tried again)
+        self._uploaded_snap.update(missing)
         settings = self.settings.as_dict()
         settings["redis_url"] = ""
         invocation = Invocation(

@@ -282,6 +282,8 @@ class Snapshot:
     #: The blobs too large for the manifest: digest -> pickle.
     blobs: dict[str, bytes] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
+    #: The manifest, pickled (what is stored, and named by its hash).
+    manifest_pickle: bytes = b""
     #: What became a placeholder, described.
     unavailable: list[str] = field(default_factory=list)
 
@@ -290,7 +292,7 @@ class Snapshot:
         return _dumps_tolerant(self, obj, what, self.unavailable)
 
     def size(self) -> int:
-        return sum(len(b) for b in self.blobs.values()) + len(pickle.dumps(self.manifest))
+        return sum(len(b) for b in self.blobs.values()) + len(self.manifest_pickle)
 
 
 def _dumps(snap: Snapshot, obj: object, swap: dict[int, tuple]) -> bytes:
@@ -457,11 +459,12 @@ def take() -> Snapshot:
     snap.manifest = {
         "modules": described,
         "argv": list(sys.argv),
-        "path": _portable_path(),
+        "path": _portable_path(modules),
         "environ": {k: v for k, v in os.environ.items() if not _platform_owned(k)},
         "logging": _logging_state(),
         "numpy_random": numpy.random.get_state() if numpy is not None else None,
     }
+    snap.manifest_pickle = pickle.dumps(snap.manifest, protocol=serialize.PROTOCOL)
     total = snap.size()
     from .util import logger
 
@@ -510,9 +513,10 @@ def _module_file(name: str, module: types.ModuleType) -> str | None:
     return spawn.relative_path(name, module)
 
 
-def _portable_path() -> list[str | None]:
-    """``sys.path``, with the app's own directories as None (the worker's code dir)."""
-    roots = spawn.app_roots()
+def _portable_path(modules: dict[str, types.ModuleType]) -> list[str | None]:
+    """``sys.path``, with the directories of the app's ``modules`` as None (the
+    worker's code dir)."""
+    roots = spawn.app_roots(modules)
     out: list[str | None] = []
     for entry in sys.path:
         real = os.path.realpath(entry or os.getcwd())

@@ -64,10 +64,13 @@ def app_modules() -> dict[str, types.ModuleType]:
             and relative_path(name, module) is not None}
 
 
-def app_roots() -> set[str]:
-    """The directories the app's own modules (and its main script) were imported from."""
+def app_roots(modules: dict[str, types.ModuleType]) -> set[str]:
+    """The directories the app's own ``modules`` (as :func:`app_modules` gives; and its
+    main script) were imported from."""
     roots = set()
-    for name, module in app_modules().items():
+    for name, module in modules.items():
+        if name == "__main__":
+            continue
         path = os.path.realpath(module.__file__)
         roots.add(path[: -len(relative_path(name, module)) - 1])
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
