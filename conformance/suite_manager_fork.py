@@ -4,7 +4,6 @@ Imported under the sitecustomize hook by ``conformance/run.py --start-method for
 the way CPython's ``test_multiprocessing_fork`` builds its test classes.
 """
 
-import test._test_multiprocessing
+from flavour import install
 
-test._test_multiprocessing.install_tests_in_module_dict(globals(), "fork",
-                                                        only_type="manager")
+install(globals(), "fork", "manager")

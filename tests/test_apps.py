@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import ROOT, run
 
+pytestmark = pytest.mark.apps
+
 
 @pytest.mark.parametrize("example", ["es_cartpole.py", "ppo_cartpole.py",
                                      "pandarallel_apply.py"])

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import signal
 import time
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.pool import RemoteTraceback
 
 import pytest
 from conftest import run
 
+from transparent_mp import compat
 from transparent_mp.futures import ProcessPoolExecutor
 from transparent_mp.synchronize import Event
 
@@ -111,3 +114,40 @@ def test_max_tasks_per_child_refuses_a_fork_context_as_the_stdlib(driver):
         ProcessPoolExecutor(2, mp_context=RemoteContext("fork"), max_tasks_per_child=1)
     with pytest.raises(TypeError, match="must be an integer"):
         ProcessPoolExecutor(2, max_tasks_per_child=1.5)
+
+
+def test_map_zips_its_iterables_and_stops_at_the_shortest(driver):
+    with ProcessPoolExecutor(2) as ex:
+        assert list(ex.map(pow, range(7), [2] * 5, chunksize=2)) == [i ** 2 for i in range(5)]
+        assert list(ex.map(cube, [])) == []
+
+
+def test_map_buffersize_as_this_versions_stdlib(driver):
+    with ProcessPoolExecutor(1) as ex:
+        if compat.EXECUTOR_MAP_BUFFERSIZE:
+            assert list(ex.map(cube, range(6), buffersize=2)) == [i ** 3 for i in range(6)]
+        else:
+            with pytest.raises(TypeError, match="buffersize"):
+                ex.map(cube, range(6), buffersize=2)
+    with cf.process.ProcessPoolExecutor(1) as stdlib:  # the same outcome as the stdlib's
+        if not compat.EXECUTOR_MAP_BUFFERSIZE:
+            with pytest.raises(TypeError, match="buffersize"):
+                stdlib.map(cube, range(6), buffersize=2)
+
+
+def test_forced_shutdown_breaks_what_is_running_or_pending(driver):
+    """3.14's terminate_workers/kill_workers: the running and the queued futures get
+    BrokenProcessPool, the executor takes nothing new."""
+    ex = ProcessPoolExecutor(1)
+    assert hasattr(ex, "terminate_workers") == compat.EXECUTOR_TERMINATE_WORKERS
+    started, release = Event(), Event()
+    running = ex.submit(hold, started, release)
+    assert started.wait(30)
+    queued = ex.submit(cube, 2)
+    ex._force_shutdown(signal.SIGKILL)
+    with pytest.raises(BrokenProcessPool):
+        running.result(30)
+    assert queued.cancelled() or isinstance(queued.exception(30), BrokenProcessPool)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        ex.submit(cube, 1)
+    ex.shutdown(wait=True)

@@ -6,11 +6,10 @@ import argparse
 import importlib.machinery
 import io
 import os
-import runpy
 import sys
 import types
 
-from . import __version__, config
+from . import __version__, compat, config
 
 USAGE = """python -m transparent_mp [options] (script.py | -m module | -c code) [args ...]
        python -m transparent_mp deploy [--help] [deploy options]
@@ -119,7 +118,7 @@ def _run_module(name: str, args: list[str]) -> None:
     sys.argv = [name, *args]
     sys.path[0] = os.getcwd()
     _fresh_main()
-    runpy._run_module_as_main(name, alter_argv=True)
+    compat.run_module_as_main(name, alter_argv=True)
     sys.modules["__mp_main__"] = sys.modules["__main__"]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from multiprocessing import context as _mp_context
 
-from . import config
+from . import compat, config
 from .process import PROCESS_CLASSES
 from .process import Process as _Process
 
@@ -137,7 +137,7 @@ class RemoteDefaultContext(RemoteContext):
     """The module-level context behind ``multiprocessing.get_context`` & co."""
 
     def __init__(self) -> None:
-        super().__init__(_mp_context._default_context.get_start_method(allow_none=False))
+        super().__init__(compat.default_context.get_start_method(allow_none=False))
         self.Process = _Process  # its start method is the default context's, at start()
         self._actual: RemoteContext | None = None
 
@@ -164,7 +164,7 @@ class RemoteDefaultContext(RemoteContext):
         self._actual = _context_for(method)
 
     def get_all_start_methods(self) -> list[str]:
-        return _mp_context._default_context.get_all_start_methods()
+        return compat.default_context.get_all_start_methods()
 
 
 _contexts = {name: RemoteContext(name) for name in START_METHODS}

@@ -9,16 +9,39 @@ this one re-runs the dead worker's tasks on a new worker, as its Pool does.
 
 from __future__ import annotations
 
+import itertools
+import signal
 import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future
-from concurrent.futures import process as _cf_process
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 
-from . import config
+from . import compat, config
 from .pool import ApplyResult, Pool
 from .process import SpawnProcess
 
 __all__ = ["ProcessPoolExecutor"]
+
+
+def _chunks(iterables: tuple[Iterable, ...], size: int) -> Iterator[tuple]:
+    """Tuples of up to ``size`` argument tuples, as the stdlib's executor chunks ``map``."""
+    args = zip(*iterables, strict=False)  # the shortest iterable ends it, as the stdlib
+    while chunk := tuple(itertools.islice(args, size)):
+        yield chunk
+
+
+def _run_chunk(fn, chunk: tuple) -> list:
+    """In a worker: ``fn`` applied to each argument tuple of one chunk."""
+    return [fn(*args) for args in chunk]
+
+
+def _flatten(results: Iterator[list]) -> Iterator:
+    """The items of each chunk's result list in order, each let go once yielded."""
+    for chunk in results:
+        chunk.reverse()
+        while chunk:
+            yield chunk.pop()
 
 
 class _RemoteFuture(Future):
@@ -93,7 +116,7 @@ class ProcessPoolExecutor(Executor):
     def _settle(self, future: Future, ok: bool, value: object) -> None:
         with self._lock:
             self._pending.discard(future)
-        if future.cancelled():
+        if future.done():  # cancelled, or failed by _force_shutdown
             return
         if future._state == "PENDING":
             future.set_running_or_notify_cancel()
@@ -102,13 +125,17 @@ class ProcessPoolExecutor(Executor):
         else:
             future.set_exception(value)
 
-    def map(self, fn, *iterables, timeout: float | None = None, chunksize: int = 1):
+    def map(self, fn, *iterables, timeout: float | None = None, chunksize: int = 1,
+            buffersize: int | None = None):
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
-        results = super().map(partial(_cf_process._process_chunk, fn),
-                              _cf_process._get_chunks(*iterables, chunksize=chunksize),
-                              timeout=timeout)
-        return _cf_process._chain_from_iterable_of_lists(results)
+        options = {"timeout": timeout}
+        if buffersize is not None:
+            if not compat.EXECUTOR_MAP_BUFFERSIZE:  # as this version's stdlib
+                raise TypeError("map() got an unexpected keyword argument 'buffersize'")
+            options["buffersize"] = buffersize
+        return _flatten(super().map(partial(_run_chunk, fn), _chunks(iterables, chunksize),
+                                    **options))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -120,3 +147,33 @@ class ProcessPoolExecutor(Executor):
             self._pool.close()
         if wait:
             self._pool.join()
+
+    def _force_shutdown(self, sig: int) -> None:
+        """Send ``sig`` to every live worker, fail what is still pending with
+        ``BrokenProcessPool`` and shut down (3.14's terminate/kill_workers)."""
+        workers = list(self._pool._core.workers)
+        with self._lock:
+            self._shutdown = True
+            pending = list(self._pending)
+        for worker in workers:
+            if worker.exitcode is None:
+                worker._popen._send_signal(sig)
+        for future in pending:
+            if future.cancel():
+                continue
+            with self._lock:
+                self._pending.discard(future)
+            if not future.done():
+                future.set_exception(BrokenProcessPool(
+                    "A process in the process pool was terminated abruptly while the "
+                    "future was running or pending."))
+        self._pool.terminate()
+
+    if compat.EXECUTOR_TERMINATE_WORKERS:
+        def terminate_workers(self) -> None:
+            """End every worker at once with SIGTERM, then shut down (3.14)."""
+            self._force_shutdown(signal.SIGTERM)
+
+        def kill_workers(self) -> None:
+            """End every worker at once with SIGKILL, then shut down (3.14)."""
+            self._force_shutdown(signal.SIGKILL)

@@ -60,6 +60,37 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
       for name in ("RawValue", "RawArray", "Value", "Array", "copy", "synchronized")),
 )
 
+#: The public names of the patched stdlib modules that stay the stdlib's, and why.
+#: With :data:`SUBSTITUTIONS` they cover each module's ``__all__`` on every
+#: supported version (``tests/test_compat.py`` fails on a name a version adds).
+KEPT: dict[str, dict[str, str]] = {
+    "multiprocessing": {
+        **dict.fromkeys(("AuthenticationError", "BufferTooShort", "ProcessError",
+                         "TimeoutError"), "exceptions: ours raise the stdlib's own"),
+        **dict.fromkeys(("active_children", "current_process", "parent_process"),
+                        "the stdlib's process table, which our Process objects are in"),
+        **dict.fromkeys(("allow_connection_pickling", "freeze_support", "get_logger",
+                         "log_to_stderr", "reducer", "set_executable",
+                         "set_forkserver_preload"),
+                        "local settings; workers receive the logger's as spawn passes them"),
+    },
+    "multiprocessing.connection": dict.fromkeys(
+        ("Client", "Listener"), "sockets between local processes, local on purpose"),
+    "multiprocessing.managers": dict.fromkeys(
+        ("BaseManager", "SyncManager", "BaseProxy", "Token", "SharedMemoryManager"),
+        "the stdlib's managers, served through our listener_client"),
+    "concurrent.futures": {
+        **dict.fromkeys(("ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Executor",
+                         "Future", "as_completed", "wait", "BrokenExecutor",
+                         "CancelledError", "InvalidStateError", "TimeoutError"),
+                        "the futures API our executor implements"),
+        "ProcessPoolExecutor": "replaced in concurrent.futures.process, where the package "
+                               "imports it from (and only once it is used)",
+        "ThreadPoolExecutor": "threads, local on purpose",
+        "InterpreterPoolExecutor": "3.14: subinterpreters of this process, local on purpose",
+    },
+}
+
 _MODULES = frozenset(row[0] for row in SUBSTITUTIONS)
 #: Our modules that replacements come from: a row waits for its module to finish
 #: importing when that module is what imported the patched one.

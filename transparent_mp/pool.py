@@ -27,11 +27,10 @@ import struct
 import threading
 import time
 import warnings
-from multiprocessing import context as _mp_context
 from multiprocessing import pool as _mp_pool
 from multiprocessing import util
 
-from . import blobs, config, runtime
+from . import blobs, compat, config, runtime
 from .connection import wait
 from .process import Process, default_start_method
 from .store import KEY_TTL, scripts
@@ -110,7 +109,7 @@ def _pool_worker(key: str, size: int, initializer, initargs, maxtasks: int | Non
                 try:
                     result = (True, func(*args, **kwds))
                 except Exception as exc:
-                    if wrap_exception and func is not _mp_pool._helper_reraises_exception:
+                    if wrap_exception and func is not compat.helper_reraises_exception:
                         exc = _mp_pool.ExceptionWithTraceback(exc, exc.__traceback__)
                     result = (False, exc)
             try:  # results are pickled as the stdlib pickles them (no lambdas)
@@ -152,7 +151,7 @@ def _local_pool_module():
                                                   _mp_pool.__file__)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.get_context = _mp_context._default_context.get_context
+    module.get_context = compat.default_context.get_context
     return module
 
 
@@ -205,7 +204,7 @@ class _Core:
         self.key = rt.new_key("pool")
         self.tasks, self.results = self.key + ":tasks", self.key + ":results"
         rt.conn().execute("SET", self.key + ":running", 1, "EX", KEY_TTL)
-        self._cache = _mp_pool._PoolCache(notifier=_Notifier(self))
+        self._cache = compat.PoolCache(notifier=_Notifier(self))
         self.delivered: dict[int, set[int]] = {}
         self.lock = threading.Condition()
         self.outstanding = 0  # chunks in the store, not answered yet
@@ -533,7 +532,7 @@ class Pool:
         self._check_running()
         if chunksize < 1:
             raise ValueError(f"Chunksize must be 1+, not {chunksize:n}")
-        result = kind(self._core)
+        result = compat.imap_iterator(kind, self._core)
         job = result._job
         if chunksize == 1:
             tasks = ((job, i, func, (x,), {}) for i, x in enumerate(iterable))

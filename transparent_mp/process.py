@@ -10,7 +10,10 @@ the stdlib's own code, so it behaves as the stdlib does.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import threading
+import warnings
 from collections.abc import Iterator
 from multiprocessing import context as _mp_context
 from multiprocessing.process import (
@@ -19,6 +22,8 @@ from multiprocessing.process import (
     current_process,
     parent_process,
 )
+
+from . import compat
 
 __all__ = ["ForkProcess", "ForkServerProcess", "Popen", "Process", "SpawnProcess",
            "active_children", "current_process", "parent_process"]
@@ -40,6 +45,31 @@ def default_start_method() -> str:
     import multiprocessing
 
     return multiprocessing.get_start_method()
+
+
+#: Thread names of the driver's own services; a pool's threads are not among
+#: them (the stdlib's Pool has the same three threads, and they count).
+_SERVICE_THREADS = "transparent_mp-"
+_POOL_THREADS = "transparent_mp-pool-"
+
+
+def _os_threads() -> int:
+    """This process's threads as the kernel counts them (as ``os.fork`` does)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[17])
+    except (OSError, IndexError, ValueError):
+        return threading.active_count()
+
+
+def warn_if_threaded() -> None:
+    """Plain python's warning for a fork start in a process with other threads
+    (3.12+): the program's threads and native ones count, our services do not."""
+    ours = sum(t.name.startswith(_SERVICE_THREADS) and not t.name.startswith(_POOL_THREADS)
+               for t in threading.enumerate())
+    if _os_threads() - ours > 1:
+        warnings.warn(f"This process (pid={os.getpid()}) is multi-threaded, use of fork() "
+                      "may lead to deadlocks in the child.", DeprecationWarning, stacklevel=2)
 
 
 class Popen:
@@ -69,6 +99,8 @@ class Popen:
         try:
             with spawning(self):
                 if method == "fork":
+                    if compat.FORK_WARNS_WITH_THREADS:
+                        warn_if_threaded()
                     snap = rt.fork_snapshot()
                     payload = rt.sign(snap.dumps(process_obj, "the Process object"))
                 else:
@@ -110,6 +142,10 @@ class Popen:
 
     def kill(self) -> None:
         self._send_signal(signal.SIGKILL)
+
+    def interrupt(self) -> None:
+        """SIGINT: what 3.14's ``Process.interrupt()`` sends."""
+        self._send_signal(signal.SIGINT)
 
     def close(self) -> None:
         self._handle.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import multiprocessing.util  # registers its atexit hook before ours: ours must run first
+import multiprocessing.util  # noqa: F401  (registers its atexit hook before ours: ours runs first)
 import os
 import secrets
 import sys
@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 
-from . import config, serialize, snapshot, spawn
+from . import compat, config, serialize, snapshot, spawn
 from .backends.base import Backend, Invocation, InvocationHandle
 from .store import KEY_TTL, Namespace, StoreUnavailable, scripts
 from .store.keys import Refresher
@@ -188,7 +188,7 @@ class Runtime:
         if self.interrupted:
             for child in active_children():
                 child.terminate()
-        multiprocessing.util._exit_function()
+        compat.exit_function()
         if self._backend is not None:
             self._backend.shutdown()
         if self._refresher is not None:

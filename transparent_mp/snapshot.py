@@ -40,7 +40,7 @@ from pathlib import Path
 
 import cloudpickle
 
-from . import serialize, spawn
+from . import compat, serialize, spawn
 
 #: Pickles at least this large are stored as blobs of their own; smaller ones
 #: travel inside the manifest.
@@ -248,7 +248,7 @@ class _StatePickler(serialize.Pickler):
             if isinstance(obj, _CTYPES_STRUCT_TYPES):
                 return _ctypes_struct_reduce(obj)
             return cloudpickle.cloudpickle._dynamic_class_reduce(obj)
-        elif isinstance(obj, functools._lru_cache_wrapper) and self._defined_here(obj):
+        elif isinstance(obj, compat.lru_cache_wrapper) and self._defined_here(obj):
             params = obj.cache_parameters()
             return _lru_cached, (obj.__wrapped__, params["maxsize"], params["typed"])
         return super().reducer_override(obj)
@@ -399,10 +399,9 @@ def _logging_state() -> dict:
             if type(handler) is not logging.StreamHandler or name is None:
                 continue
             fmt = handler.formatter
-            handlers.append({"stream": name, "level": handler.level,
-                             "format": fmt._fmt if fmt else None,
-                             "datefmt": fmt.datefmt if fmt else None,
-                             "style": type(fmt._style).__name__ if fmt else None})
+            form, style = compat.formatter_spec(fmt) if fmt else (None, None)
+            handlers.append({"stream": name, "level": handler.level, "format": form,
+                             "datefmt": fmt.datefmt if fmt else None, "style": style})
         return {"level": logger.level, "propagate": logger.propagate,
                 "disabled": logger.disabled, "handlers": handlers}
 

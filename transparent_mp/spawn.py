@@ -145,11 +145,9 @@ def preload(names: list[str]) -> None:
 
 def _log_settings() -> dict:
     """The level of multiprocessing's logger and whether it logs to stderr, as spawn passes."""
-    from multiprocessing import util
+    from . import compat
 
-    if util._logger is None:
-        return {}
-    return {"level": util._logger.getEffectiveLevel(), "to_stderr": util._log_to_stderr}
+    return compat.logger_settings()
 
 
 def main_travels() -> bool:

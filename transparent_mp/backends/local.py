@@ -310,7 +310,8 @@ class LocalBackend(Backend):
         if not handle._started.is_set() and handle.dispatches < _MAX_DISPATCH and not self._closed:
             logger.info("worker %d died before starting %s; starting it again",
                         worker.proc.pid, handle.id)
-            threading.Thread(target=self._redispatch, args=(handle,), daemon=True).start()
+            threading.Thread(target=self._redispatch, args=(handle,), daemon=True,
+                             name="transparent_mp-redispatch").start()
             return
         handle.set_exit(returncode if returncode < 0 else (returncode or -signal.SIGKILL))
 
