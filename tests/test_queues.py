@@ -121,6 +121,21 @@ def test_closed_queue_refuses_and_join_thread_needs_close(driver):
     assert q.get_nowait() == 1
 
 
+@pytest.mark.parametrize("kind", [Queue, JoinableQueue])
+def test_empty_of_a_closed_queue_raises_once_this_process_used_it(driver, kind):
+    """As the stdlib's: close() of a queue never put into leaves empty() working;
+    after a put, close() closes the reading end and empty() raises OSError."""
+    unused, used = kind(), kind()
+    unused.close()
+    assert unused.empty()
+    used.put("foo")
+    used.close()
+    used.join_thread()
+    with pytest.raises(OSError, match="is closed"):
+        used.empty()
+    assert used.qsize() == 1  # the item is still there for other processes
+
+
 def test_joinable_queue_join_and_task_done(driver):
     q, results = JoinableQueue(), Queue()
     for i in range(5):

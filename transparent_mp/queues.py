@@ -48,6 +48,9 @@ class Queue:
         self._room = key + ":room"
         self._unfinished = key + ":unfinished" if self._joinable else ""
         self._closed = False
+        #: This process has put into the queue: its close() then closes the reading
+        #: end too, as the stdlib's feeder thread does when it stops.
+        self._used = False
 
     def __getstate__(self) -> tuple:
         return self._key, self._bounded, self._maxsize
@@ -64,6 +67,7 @@ class Queue:
         self._check_open()
         rt = runtime.current()
         body = dumps_unsigned(obj)
+        self._used = True
         item = (rt.tag(body), body)
         conn = rt.conn()
         if not self._bounded:
@@ -109,6 +113,8 @@ class Queue:
         return runtime.current().conn().execute("LLEN", self._key)
 
     def empty(self) -> bool:
+        if self._closed and self._used:  # the stdlib's reader poll on a closed handle
+            raise OSError("handle is closed")
         return self.qsize() == 0
 
     def full(self) -> bool:
