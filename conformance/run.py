@@ -1,7 +1,7 @@
 """Run CPython's multiprocessing test suite, unedited, under transparent_mp's hook.
 
     python conformance/run.py [--flavour processes|manager] [--start-method spawn|fork]
-                              [--classes A,B] [--json FILE]
+                              [--classes A,B] [--json FILE] [--plain]
 
 Each test class runs in its own interpreter whose ``PYTHONPATH`` starts with
 the sitecustomize folder, so ``multiprocessing`` is the patched one before the
@@ -9,6 +9,8 @@ suite imports it. Nothing in the suite is edited, skipped or monkey-patched.
 A test that makes no progress for ``--test-timeout`` seconds is recorded as a
 hang, its interpreter is killed, and the class goes on with its next test in a
 fresh interpreter. Prints pass/fail/error/skip per class and a total.
+``--plain`` runs the same classes the same way without the hook: the stdlib's own
+figures on this interpreter and machine, to compare with.
 """
 
 from __future__ import annotations
@@ -86,23 +88,26 @@ def child_main(module_name: str, class_name: str, tests: list[str]) -> None:
         module.tearDownModule()
 
 
-def class_tests(module_name: str) -> dict[str, list[str]]:
+def class_tests(module_name: str, env: dict[str, str]) -> dict[str, list[str]]:
     """Test names per class, read in a hooked interpreter like the runs themselves."""
     code = ("import json, importlib, unittest\n"
             f"m = importlib.import_module({module_name!r})\n"
             "out = {n: unittest.TestLoader().getTestCaseNames(c) for n, c in vars(m).items()\n"
             "       if isinstance(c, type) and issubclass(c, unittest.TestCase)}\n"
             "print(json.dumps(out))\n")
-    out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True,
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True, cwd=HERE)
     return json.loads(out.stdout)
 
 
-def _env() -> dict[str, str]:
+def _env(plain: bool) -> dict[str, str]:
+    """The suite's environment: under the hook, or (``plain``) the stdlib alone."""
     from transparent_mp.util import sitecustomize_dir
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([sitecustomize_dir(), str(HERE), str(HERE.parent)])
+    path = [str(HERE), str(HERE.parent)] if plain else [sitecustomize_dir(), str(HERE),
+                                                         str(HERE.parent)]
+    env["PYTHONPATH"] = os.pathsep.join(path)
     return env
 
 
@@ -131,14 +136,14 @@ def _lines(proc: subprocess.Popen, test_timeout: float) -> Iterator[str]:
 
 
 def run_class(module_name: str, class_name: str, tests: list[str],
-              test_timeout: float) -> dict[str, dict]:
+              test_timeout: float, env: dict[str, str]) -> dict[str, dict]:
     """Run one class, restarting after a hang; outcome per test."""
     results: dict[str, dict] = {}
     remaining = list(tests)
     while remaining:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", module_name,
                class_name, *remaining]
-        proc = subprocess.Popen(cmd, env=_env(), cwd=HERE, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(cmd, env=env, cwd=HERE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, bufsize=0)
         current = None
         for line in _lines(proc, test_timeout):
@@ -174,10 +179,13 @@ def main() -> None:
     parser.add_argument("--classes", help="comma-separated class names (without prefix)")
     parser.add_argument("--test-timeout", type=float, default=60.0)
     parser.add_argument("--json", help="write every test's outcome to this file")
+    parser.add_argument("--plain", action="store_true",
+                        help="without the hook: the stdlib's own figures, to compare with")
     args = parser.parse_args()
+    env = _env(args.plain)
     module_name = f"suite_{args.flavour}" + ("_fork" if args.start_method == "fork" else "")
     prefix = "With" + args.flavour.capitalize()
-    classes = class_tests(module_name)
+    classes = class_tests(module_name, env)
     if args.classes:
         wanted = {prefix + c if not c.startswith("With") else c
                   for c in args.classes.split(",")}
@@ -188,7 +196,8 @@ def main() -> None:
     print(f"{'class':<44}" + "".join(f"{s:>7}" for s in STATUSES) + "   seconds")
     for class_name in sorted(classes):
         t0 = time.monotonic()
-        results = run_class(module_name, class_name, classes[class_name], args.test_timeout)
+        results = run_class(module_name, class_name, classes[class_name], args.test_timeout,
+                            env)
         counts = Counter(r["status"] for r in results.values())
         totals.update(counts)
         report[class_name] = results

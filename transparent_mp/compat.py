@@ -44,7 +44,7 @@ exit_function: Callable[[], None] = _mp_util._exit_function
 #: - ``PoolCache``: the stdlib Pool's result cache (a dict that reports when it empties).
 #: - ``helper_reraises_exception``: what the stdlib Pool runs to re-raise an error of
 #:   the task generator; its errors are not wrapped with a remote traceback.
-#: - ``IMAP_BUFFERSIZE``: ``Pool.imap`` takes ``buffersize`` (CPython's main branch:
+#: - ``IMAP_BUFFERSIZE``: ``Pool.imap`` takes ``buffersize`` (3.16, CPython's main branch:
 #:   ``IMapIterator(pool, buffersize)``); older versions build it from the pool alone.
 _POOL_NAMES: dict[str, Callable[[ModuleType], object]] = {
     "PoolCache": lambda pool: pool._PoolCache,
