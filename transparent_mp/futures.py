@@ -13,7 +13,7 @@ import itertools
 import signal
 import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 
@@ -118,12 +118,15 @@ class ProcessPoolExecutor(Executor):
             self._pending.discard(future)
         if future.done():  # cancelled, or failed by _force_shutdown
             return
-        if future._state == "PENDING":
-            future.set_running_or_notify_cancel()
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+        try:
+            if future._state == "PENDING":
+                future.set_running_or_notify_cancel()
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        except InvalidStateError:
+            pass  # failed by _force_shutdown meanwhile
 
     def map(self, fn, *iterables, timeout: float | None = None, chunksize: int = 1,
             buffersize: int | None = None):
@@ -163,10 +166,12 @@ class ProcessPoolExecutor(Executor):
                 continue
             with self._lock:
                 self._pending.discard(future)
-            if not future.done():
+            try:
                 future.set_exception(BrokenProcessPool(
                     "A process in the process pool was terminated abruptly while the "
                     "future was running or pending."))
+            except InvalidStateError:
+                pass  # its result arrived first
         self._pool.terminate()
 
     if compat.EXECUTOR_TERMINATE_WORKERS:
