@@ -207,3 +207,32 @@ def test_start_twice_is_an_error(driver):
     with pytest.raises(AssertionError, match="start a process twice"):
         p.start()
     p.join()
+
+
+def _blocked_signals(thread: threading.Thread) -> int:
+    status = open(f"/proc/self/task/{thread.native_id}/status").read()
+    return int(status.split("SigBlk:")[1].split()[0], 16)
+
+
+def test_signals_from_outside_reach_the_main_thread_not_ours(driver):
+    """The package's threads block SIGINT and SIGTERM, so Ctrl-C or a child's
+    os.kill(parent) interrupts the program's main thread (its blocking call on the
+    store), as in plain python; the workers they start block nothing."""
+    from transparent_mp.pool import Pool
+
+    with Pool(1) as pool:
+        assert pool.apply(os.getpid) != os.getpid()
+        ours = [t for t in threading.enumerate() if t.name.startswith("transparent_mp-")
+                and t.name != "transparent_mp-spawner"]
+        assert {"transparent_mp-pool-tasks", "transparent_mp-pool-results",
+                "transparent_mp-ttl"} <= {t.name for t in ours}
+        for thread in ours:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                assert _blocked_signals(thread) & (1 << (sig - 1)), (thread.name, sig)
+        assert not _blocked_signals(threading.main_thread()) & (1 << (signal.SIGINT - 1))
+        worker = pool._core.workers[0]
+        assert pool.apply(_own_blocked_signals) == 0, worker
+
+
+def _own_blocked_signals() -> int:
+    return _blocked_signals(threading.main_thread())

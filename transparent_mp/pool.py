@@ -34,6 +34,7 @@ from . import blobs, compat, config, runtime
 from .connection import wait
 from .process import Process, default_start_method
 from .store import KEY_TTL, scripts
+from .util import start_service_thread
 
 __all__ = ["AsyncResult", "MaybeEncodingError", "Pool", "ThreadPool"]
 
@@ -226,7 +227,7 @@ class _Core:
                                              ("results", self.receive_results),
                                              ("workers", self.watch_workers))]
         for thread in self.threads:
-            thread.start()
+            start_service_thread(thread)
 
     # -- workers --
     def inflight(self, worker: Process) -> str:

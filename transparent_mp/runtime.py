@@ -24,7 +24,7 @@ from .backends.base import Backend, Invocation, InvocationHandle
 from .store import KEY_TTL, Namespace, StoreUnavailable, scripts
 from .store.keys import Refresher
 from .store.resp import Connection
-from .util import configure_logging, logger
+from .util import configure_logging, logger, start_service_thread
 
 
 class Runtime:
@@ -262,7 +262,7 @@ def _start_driver() -> Runtime:
             server.stop()
         raise
     rt._refresher = Refresher(rt.namespace, url)
-    rt._refresher.start()
+    start_service_thread(rt._refresher)
     atexit.register(_shutdown_at_exit, rt, os.getpid())
     _watch_interrupt(rt)
     return rt

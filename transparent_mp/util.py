@@ -29,6 +29,30 @@ def configure_logging(level: str) -> None:
         logger.propagate = False
 
 
+#: Signals sent to a process from outside (Ctrl-C, ``terminate()``, timers). The
+#: package's own threads block them, so the kernel hands them to the program's
+#: main thread, which a blocking call of ours then leaves as in plain python.
+_ASYNC_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                            signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM})
+
+
+def start_service_thread(thread: threading.Thread) -> None:
+    """Start one of the package's own threads with :data:`_ASYNC_SIGNALS` blocked
+    (a new thread inherits the mask of the thread that starts it)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _child_preexec(sig: int, parent_pid: int) -> None:
+    """In a forked child before exec: no signal blocked (whichever thread forked
+    it), and death with its parent."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    die_with_parent(sig, parent_pid)
+
+
 def die_with_parent(sig: int = signal.SIGKILL, parent_pid: int | None = None) -> None:
     """Ask the kernel to send ``sig`` to this process when its parent exits (Linux).
 
@@ -84,7 +108,7 @@ def popen_bound_to_parent(args: list[str], sig: int = signal.SIGKILL,
             _spawner.start()
         spawner = _spawner
     pid = os.getpid()
-    kwargs["preexec_fn"] = lambda: die_with_parent(sig, pid)
+    kwargs["preexec_fn"] = functools.partial(_child_preexec, sig, pid)
     future: Future = Future()
     spawner.requests.put((args, kwargs, future))
     return future.result()

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .. import config
 from ..store.keys import KEY_TTL, Namespace
 from ..store.resp import Connection, StoreUnavailable
-from ..util import logger
+from ..util import logger, start_service_thread
 from .base import Backend, Invocation, InvocationHandle
 
 #: Heartbeats an invocation may miss before the driver declares it lost.
@@ -122,7 +122,7 @@ class LambdaBackend(Backend):
         self._watch_conn: Connection | None = Connection(store_url)
         self._thread = threading.Thread(target=self._watch, name="transparent_mp-lambda",
                                         daemon=True)
-        self._thread.start()
+        start_service_thread(self._thread)
 
     def _configuration(self) -> dict:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -27,7 +27,13 @@ import time
 from pathlib import Path
 
 from .. import config
-from ..util import logger, package_parent_dir, popen_bound_to_parent, sitecustomize_dir
+from ..util import (
+    logger,
+    package_parent_dir,
+    popen_bound_to_parent,
+    sitecustomize_dir,
+    start_service_thread,
+)
 from .base import Backend, Invocation, InvocationHandle
 
 #: Seconds a worker beyond the configured concurrency stays warm once idle.
@@ -130,7 +136,7 @@ class LocalBackend(Backend):
         self._env = self._worker_env()
         self._thread = threading.Thread(target=self._watch, name="transparent_mp-local",
                                         daemon=True)
-        self._thread.start()
+        start_service_thread(self._thread)
 
     @staticmethod
     def _worker_env() -> dict[str, str]:
@@ -310,8 +316,8 @@ class LocalBackend(Backend):
         if not handle._started.is_set() and handle.dispatches < _MAX_DISPATCH and not self._closed:
             logger.info("worker %d died before starting %s; starting it again",
                         worker.proc.pid, handle.id)
-            threading.Thread(target=self._redispatch, args=(handle,), daemon=True,
-                             name="transparent_mp-redispatch").start()
+            start_service_thread(threading.Thread(target=self._redispatch, args=(handle,),
+                                                  daemon=True, name="transparent_mp-redispatch"))
             return
         handle.set_exit(returncode if returncode < 0 else (returncode or -signal.SIGKILL))
 
