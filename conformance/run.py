@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -135,6 +136,14 @@ def _lines(proc: subprocess.Popen, test_timeout: float) -> Iterator[str]:
         last = time.monotonic()
 
 
+def _as_from_a_terminal() -> None:
+    """In the class's interpreter before exec: SIGINT and SIGQUIT delivered, even when
+    the runner was started in the background (which ignores them), as the suite's
+    KeyboardInterrupt tests need."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def run_class(module_name: str, class_name: str, tests: list[str],
               test_timeout: float, env: dict[str, str]) -> dict[str, dict]:
     """Run one class, restarting after a hang; outcome per test."""
@@ -143,8 +152,8 @@ def run_class(module_name: str, class_name: str, tests: list[str],
     while remaining:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", module_name,
                class_name, *remaining]
-        proc = subprocess.Popen(cmd, env=env, cwd=HERE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, bufsize=0)
+        proc = subprocess.Popen(cmd, env=env, cwd=HERE, preexec_fn=_as_from_a_terminal,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
         current = None
         for line in _lines(proc, test_timeout):
             if line.startswith("@@START "):
