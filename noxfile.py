@@ -54,7 +54,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=SUPPORTED)
 def conformance(session: nox.Session) -> None:
-    """This version's CPython multiprocessing suite, both flavours (about 10 minutes)."""
+    """This version's CPython multiprocessing suite, both flavours (about 4 minutes)."""
     session.install("-e", ".[test]")
     for flavour in ("processes", "manager"):
         session.run("python", "conformance/run.py", "--flavour", flavour, *session.posargs)
