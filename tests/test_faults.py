@@ -56,6 +56,29 @@ def test_killed_driver_takes_its_server_and_workers_along():
     assert wait_gone(helpers) == set()
 
 
+def test_a_grandchild_outlives_its_terminated_parent_and_dies_with_the_driver():
+    argv, env = command("cli", ["orphaned_grandchild.py"])
+    proc = subprocess.Popen(argv, cwd=APPS, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("orphan"), proc.stderr.read() if proc.poll() is not None else line
+        _, pid, parent_alive = line.split()
+        assert parent_alive == "False"  # it saw its parent die, and lived on
+        orphan = {int(pid), _parent_of(int(pid))}  # and its worker, no longer ours
+        assert all(pid_alive(p) for p in orphan)
+        helpers = descendants(proc.pid) | orphan
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert wait_gone(helpers) == set()
+
+
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 def test_daemonic_children_are_terminated_at_exit():
     result = run("cli", ["daemon_left_running.py"])
     assert result.returncode == 0, result.stderr

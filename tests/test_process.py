@@ -218,12 +218,15 @@ def test_signals_from_outside_reach_the_main_thread_not_ours(driver):
     """The package's threads block SIGINT and SIGTERM, so Ctrl-C or a child's
     os.kill(parent) interrupts the program's main thread (its blocking call on the
     store), as in plain python; the workers they start block nothing."""
+    from transparent_mp.connection import Pipe, wait
     from transparent_mp.pool import Pool
 
     with Pool(1) as pool:
         assert pool.apply(os.getpid) != os.getpid()
-        ours = [t for t in threading.enumerate() if t.name.startswith("transparent_mp-")
-                and t.name != "transparent_mp-spawner"]
+        r, w = Pipe(duplex=False)
+        w.send("ready")
+        assert r.fileno() >= 0 and wait([r], 30) == [r]  # a bridge thread, and wait()'s
+        ours = [t for t in threading.enumerate() if t.name.startswith("transparent_mp-")]
         assert {"transparent_mp-pool-tasks", "transparent_mp-pool-results",
                 "transparent_mp-ttl"} <= {t.name for t in ours}
         for thread in ours:

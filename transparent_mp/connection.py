@@ -32,6 +32,7 @@ from multiprocessing import context as _mp_context
 from . import runtime
 from .serialize import dumps_unsigned
 from .store import KEY_TTL, resp, scripts
+from .util import start_service_thread
 
 __all__ = ["BufferTooShort", "Connection", "Pipe", "wait"]
 
@@ -150,7 +151,7 @@ class Connection:
         self._check_readable()
         if self._bridge is None:
             self._bridge = _FdBridge(self)
-            self._bridge.start()
+            start_service_thread(self._bridge)
         return self._bridge.r
 
     def _stop_bridge(self) -> None:
@@ -419,7 +420,7 @@ def _get_waiter() -> _Waiter:
     with _waiter_lock:
         if _waiter is None or _waiter.pid != os.getpid():
             _waiter = _Waiter()
-            _waiter.start()
+            start_service_thread(_waiter)
         return _waiter
 
 

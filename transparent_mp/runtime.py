@@ -225,8 +225,11 @@ def _make_backend(rt: Runtime) -> Backend:
 
         return LambdaBackend(rt.settings, rt.store_url, rt.namespace, rt.conn)
     from .backends.local import LocalBackend
+    from .util import DRIVER_PID_ENV
 
-    return LocalBackend(rt.settings)
+    # a nested process's workers are the run's, bound to its driver (util.die_with_driver)
+    driver_pid = os.getpid() if rt.owner else int(os.environ.get(DRIVER_PID_ENV) or os.getpid())
+    return LocalBackend(rt.settings, driver_pid)
 
 
 _current: Runtime | None = None

@@ -8,10 +8,12 @@ import functools
 import logging
 import os
 import queue
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future
 
 logger = logging.getLogger("transparent_mp")
@@ -34,6 +36,11 @@ def configure_logging(level: str) -> None:
 #: main thread, which a blocking call of ours then leaves as in plain python.
 _ASYNC_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                             signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM})
+
+
+def block_async_signals() -> None:
+    """Block :data:`_ASYNC_SIGNALS` in the calling thread (a thread pool's initializer)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
 
 
 def start_service_thread(thread: threading.Thread) -> None:
@@ -63,6 +70,49 @@ def die_with_parent(sig: int = signal.SIGKILL, parent_pid: int | None = None) ->
         _libc().prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     if parent_pid is not None and os.getppid() != parent_pid:
         os._exit(1)
+
+
+#: The pid of the run's driver, in the environment of every local worker.
+DRIVER_PID_ENV = "TRANSPARENT_MP_DRIVER_PID"
+
+
+def die_with_driver() -> None:
+    """In a local worker: end when the run's driver ends.
+
+    A worker of the driver dies with its parent (the parent-death signal). A worker
+    that a nested process started must outlive that process, as a stdlib grandchild
+    outlives its parent: it drops the signal and watches the driver instead.
+    """
+    driver = int(os.environ.get(DRIVER_PID_ENV) or 0)
+    if not driver or driver == os.getppid():
+        die_with_parent()
+        return
+    die_with_parent(0)  # 0: no parent-death signal
+    threading.Thread(target=_exit_when_ended, args=(driver,), daemon=True,
+                     name="transparent_mp-driver-watch").start()
+
+
+def _exit_when_ended(pid: int) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except OSError:  # no pidfd here (Linux < 5.3): look once a second
+        while _alive(pid):
+            time.sleep(1.0)
+        os._exit(1)
+    select.select([fd], [], [])
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 @functools.lru_cache(maxsize=1)
@@ -100,12 +150,13 @@ _spawner_lock = threading.Lock()
 
 def popen_bound_to_parent(args: list[str], sig: int = signal.SIGKILL,
                           **kwargs) -> subprocess.Popen:
-    """``subprocess.Popen`` whose child gets ``sig`` when this process dies."""
+    """``subprocess.Popen`` whose child gets ``sig`` when this process dies (0: no
+    signal; the child still exits at once if this process died while starting it)."""
     global _spawner
     with _spawner_lock:
         if _spawner is None or _spawner.owner_pid != os.getpid() or not _spawner.is_alive():
             _spawner = _Spawner()
-            _spawner.start()
+            start_service_thread(_spawner)
         spawner = _spawner
     pid = os.getpid()
     kwargs["preexec_fn"] = functools.partial(_child_preexec, sig, pid)

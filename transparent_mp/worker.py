@@ -33,7 +33,7 @@ from .backends.base import Invocation
 from .serialize import PayloadRejected
 from .store.keys import KEY_TTL
 from .store.resp import StoreError, StoreUnavailable, ping
-from .util import die_with_parent
+from .util import die_with_driver, die_with_parent
 
 #: A Process still running this close to its invocation's time limit is ended,
 #: so that the driver learns why before Lambda ends the whole environment.
@@ -197,7 +197,10 @@ class LocalZygote(Zygote):
         self.lifeline = lifeline_fd
 
     def report(self, kind: str, invocation: Invocation, value: object) -> None:
-        self.status.write(f"{kind} {invocation.id} {value}\n")
+        try:
+            self.status.write(f"{kind} {invocation.id} {value}\n")
+        except BrokenPipeError:
+            pass  # the nested process that started us has ended: its child runs on
 
     def child_setup(self) -> None:
         self.status.close()
@@ -454,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--status-fd", type=int, required=True)
     parser.add_argument("--lifeline-fd", type=int, required=True)
     args = parser.parse_args(argv)
-    die_with_parent()
+    die_with_driver()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the children
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)

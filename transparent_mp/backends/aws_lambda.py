@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .. import config
 from ..store.keys import KEY_TTL, Namespace
 from ..store.resp import Connection, StoreUnavailable
-from ..util import logger, start_service_thread
+from ..util import block_async_signals, logger, start_service_thread
 from .base import Backend, Invocation, InvocationHandle
 
 #: Heartbeats an invocation may miss before the driver declares it lost.
@@ -118,7 +118,8 @@ class LambdaBackend(Backend):
         self.gb_seconds = 0.0
         self.billed_ms = 0
         self._senders = ThreadPoolExecutor(max_workers=min(self.concurrency, MAX_SENDERS),
-                                           thread_name_prefix="transparent_mp-invoke")
+                                           thread_name_prefix="transparent_mp-invoke",
+                                           initializer=block_async_signals)
         self._watch_conn: Connection | None = Connection(store_url)
         self._thread = threading.Thread(target=self._watch, name="transparent_mp-lambda",
                                         daemon=True)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .. import config
 from ..util import (
+    DRIVER_PID_ENV,
     logger,
     package_parent_dir,
     popen_bound_to_parent,
@@ -78,14 +79,14 @@ class _LocalHandle(InvocationHandle):
 class _Worker:
     """One worker interpreter and the driver's ends of its pipes."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], death_signal: int) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="transparent_mp-worker-"))
         status_r, status_w = os.pipe()
         lifeline_r, self.lifeline_w = os.pipe()
         try:
             self.proc = popen_bound_to_parent(
                 [sys.executable, "-m", "transparent_mp.worker",
-                 "--status-fd", str(status_w), "--lifeline-fd", str(lifeline_r)],
+                 "--status-fd", str(status_w), "--lifeline-fd", str(lifeline_r)], death_signal,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 cwd=self.dir, env=env, pass_fds=(status_w, lifeline_r),
             )
@@ -120,7 +121,7 @@ class LocalBackend(Backend):
 
     name = "local"
 
-    def __init__(self, settings: config.Settings) -> None:
+    def __init__(self, settings: config.Settings, driver_pid: int) -> None:
         super().__init__(settings.concurrency)
         self.idle_timeout = settings.idle_timeout
         self.workers_started = 0
@@ -133,13 +134,16 @@ class LocalBackend(Backend):
         os.set_blocking(self._wake_r, False)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._closed = False
-        self._env = self._worker_env()
+        self._env = self._worker_env(driver_pid)
+        #: A nested process's workers outlive it, as stdlib grandchildren outlive their
+        #: parent, and watch the driver instead (util.die_with_driver).
+        self._death_signal = signal.SIGKILL if driver_pid == os.getpid() else 0
         self._thread = threading.Thread(target=self._watch, name="transparent_mp-local",
                                         daemon=True)
         start_service_thread(self._thread)
 
     @staticmethod
-    def _worker_env() -> dict[str, str]:
+    def _worker_env(driver_pid: int) -> dict[str, str]:
         env = dict(os.environ)
         paths = [sitecustomize_dir()]
         parent = package_parent_dir()
@@ -149,6 +153,7 @@ class LocalBackend(Backend):
             paths.append(env["PYTHONPATH"])
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env.pop("PYTHONSTARTUP", None)
+        env[DRIVER_PID_ENV] = str(driver_pid)
         return env
 
     # -- dispatch (any thread) --
@@ -176,7 +181,7 @@ class LocalBackend(Backend):
                     raise RuntimeError("local workers keep dying before they start") from None
 
     def _start_worker(self) -> _Worker:
-        worker = _Worker(self._env)
+        worker = _Worker(self._env, self._death_signal)
         self.workers_started += 1
         self._workers.append(worker)
         for fd in worker.buffers:
