@@ -12,6 +12,7 @@ from multiprocessing.pool import MaybeEncodingError, RemoteTraceback
 import pytest
 
 from transparent_mp.pool import Pool
+from transparent_mp.synchronize import Event
 
 GLOBAL = "as in the source"
 
@@ -105,15 +106,18 @@ def test_imap_consumes_an_infinite_generator_lazily(driver):
 
 def test_imap_is_ordered_and_imap_unordered_is_not(pool):
     assert list(pool.imap(square, range(20), chunksize=3)) == [x * x for x in range(20)]
-    delays = [0.4, 0.0, 0.0, 0.0]
-    results = list(pool.imap_unordered(_delayed, list(enumerate(delays))))
-    assert sorted(results) == [0, 1, 2, 3]
-    assert results[-1] == 0  # the slow first task came last
+    gate = Event()  # the first task waits for it; it opens once another result is in
+    results = pool.imap_unordered(_gated, [(0, gate), (1, None), (2, None), (3, None)])
+    first = results.next(60)
+    gate.set()
+    assert first != 0
+    assert sorted([first, *results]) == [0, 1, 2, 3]
 
 
-def _delayed(pair):
-    index, delay = pair
-    time.sleep(delay)
+def _gated(pair):
+    index, gate = pair
+    if gate is not None:
+        assert gate.wait(60), "the gate never opened"
     return index
 
 
