@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.pool import RemoteTraceback
@@ -144,7 +143,7 @@ def test_forced_shutdown_breaks_what_is_running_or_pending(driver):
     running = ex.submit(hold, started, release)
     assert started.wait(30)
     queued = ex.submit(cube, 2)
-    ex._force_shutdown(signal.SIGKILL)
+    ex._force_shutdown(kill=True)
     with pytest.raises(BrokenProcessPool):
         running.result(30)
     assert queued.cancelled() or isinstance(queued.exception(30), BrokenProcessPool)

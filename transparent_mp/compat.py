@@ -93,7 +93,10 @@ OBJECT_ATTRIBUTES: dict[str, tuple[str, ...]] = {
 
 def imap_iterator(kind: type, pool: object) -> object:
     """A new ``IMapIterator`` (or unordered) of ``pool``, with no buffer limit."""
-    return kind(pool, None) if __getattr__("IMAP_BUFFERSIZE") else kind(pool)
+    buffersize = globals().get("IMAP_BUFFERSIZE")
+    if buffersize is None:
+        buffersize = __getattr__("IMAP_BUFFERSIZE")  # read once, then a global
+    return kind(pool, None) if buffersize else kind(pool)
 
 
 def logger_settings() -> dict:

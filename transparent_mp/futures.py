@@ -10,7 +10,6 @@ this one re-runs the dead worker's tasks on a new worker, as its Pool does.
 from __future__ import annotations
 
 import itertools
-import signal
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
@@ -151,16 +150,18 @@ class ProcessPoolExecutor(Executor):
         if wait:
             self._pool.join()
 
-    def _force_shutdown(self, sig: int) -> None:
-        """Send ``sig`` to every live worker, fail what is still pending with
+    def _force_shutdown(self, kill: bool) -> None:
+        """Terminate (or kill) every live worker, fail what is still pending with
         ``BrokenProcessPool`` and shut down (3.14's terminate/kill_workers)."""
         workers = list(self._pool._core.workers)
         with self._lock:
             self._shutdown = True
             pending = list(self._pending)
         for worker in workers:
-            if worker.exitcode is None:
-                worker._popen._send_signal(sig)
+            if worker.exitcode is None and kill:
+                worker.kill()
+            elif worker.exitcode is None:
+                worker.terminate()
         for future in pending:
             if future.cancel():
                 continue
@@ -177,8 +178,8 @@ class ProcessPoolExecutor(Executor):
     if compat.EXECUTOR_TERMINATE_WORKERS:
         def terminate_workers(self) -> None:
             """End every worker at once with SIGTERM, then shut down (3.14)."""
-            self._force_shutdown(signal.SIGTERM)
+            self._force_shutdown(kill=False)
 
         def kill_workers(self) -> None:
             """End every worker at once with SIGKILL, then shut down (3.14)."""
-            self._force_shutdown(signal.SIGKILL)
+            self._force_shutdown(kill=True)

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import Future
 
 logger = logging.getLogger("transparent_mp")
@@ -80,14 +79,13 @@ def die_with_driver() -> None:
     """In a local worker: end when the run's driver ends.
 
     A worker of the driver dies with its parent (the parent-death signal). A worker
-    that a nested process started must outlive that process, as a stdlib grandchild
-    outlives its parent: it drops the signal and watches the driver instead.
+    that a nested process started (with no such signal) must outlive that process,
+    as a stdlib grandchild outlives its parent: it watches the driver instead.
     """
     driver = int(os.environ.get(DRIVER_PID_ENV) or 0)
     if not driver or driver == os.getppid():
         die_with_parent()
         return
-    die_with_parent(0)  # 0: no parent-death signal
     threading.Thread(target=_exit_when_ended, args=(driver,), daemon=True,
                      name="transparent_mp-driver-watch").start()
 
@@ -97,22 +95,11 @@ def _exit_when_ended(pid: int) -> None:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
         os._exit(1)
-    except OSError:  # no pidfd here (Linux < 5.3): look once a second
-        while _alive(pid):
-            time.sleep(1.0)
-        os._exit(1)
+    except OSError:  # no pidfd here (Linux < 5.3): die with the parent instead
+        die_with_parent(parent_pid=os.getppid())
+        return
     select.select([fd], [], [])
     os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 @functools.lru_cache(maxsize=1)
